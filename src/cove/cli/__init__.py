@@ -1,0 +1,1 @@
+"""Command-line entry points. Exceptions become exit codes here and nowhere else."""

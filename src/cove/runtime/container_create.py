@@ -1,0 +1,111 @@
+"""`create`: set everything up and leave init blocked on the exec FIFO (status created)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from cove.errors import InvalidArgument
+from cove.oci.runtime_spec import load_spec
+from cove.runtime.cgroups import CgroupManager, cgroup_relpath
+from cove.runtime.cgroups.layout import host_layout
+from cove.runtime.config import ContainerConfig
+from cove.runtime.proc import start_time
+from cove.runtime.process.launcher import ConsoleHandler, StartedProcess, launch_init
+from cove.runtime.store import ContainerRecord, Store
+from cove.sys import Syscalls
+from cove.sys.constants import PR_SET_CHILD_SUBREAPER
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    bundle: str = "."
+    pid_file: str = ""
+    console_socket: str = ""
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+def create_container(
+    store: Store,
+    container_id: str,
+    options: CreateOptions,
+    sys: Syscalls,
+    on_console: ConsoleHandler | None = None,
+) -> ContainerRecord:
+    """Create the container; `on_console` receives the pty master when there is one."""
+    bundle = os.path.abspath(options.bundle)
+    config = ContainerConfig.from_spec(
+        load_spec(os.path.join(bundle, "config.json")), container_id, bundle
+    )
+    if config.process.terminal and on_console is None:
+        raise InvalidArgument(
+            "process.terminal is true: pass --console-socket to receive the terminal"
+        )
+    if options.console_socket and not config.process.terminal:
+        raise InvalidArgument("--console-socket needs process.terminal set to true")
+    if options.preserve_fds < 0:
+        raise InvalidArgument(f"--preserve-fds: {options.preserve_fds} is negative")
+    # Init is re-parented to us when the setup child exits, so failures can be reaped.
+    sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    lock_fd = store.reserve(container_id)
+    record = ContainerRecord(
+        id=container_id,
+        bundle=bundle,
+        rootfs=config.rootfs,
+        created=_rfc3339_now(),
+        annotations=config.annotations,
+    )
+    cgroup: CgroupManager | None = None
+    init: StartedProcess | None = None
+    try:
+        cgroup = CgroupManager.for_container(
+            host_layout(), cgroup_relpath(config.cgroups_path, container_id)
+        )
+        record.cgroup_paths = cgroup.paths
+        store.save(record)  # still marked creating: names what to sweep after a crash
+        cgroup.create()
+        os.mkfifo(store.fifo_path(container_id), 0o622)
+        init = launch_init(
+            config,
+            sys,
+            cgroup,
+            lock_fd,
+            on_console,
+            no_pivot=options.no_pivot,
+            preserve_fds=options.preserve_fds,
+        )
+        record.pid = init.pid
+        record.pid_start = start_time(init.pid) or 0
+        record.creating = False
+        store.save(record)
+        if options.pid_file:
+            write_pid_file(options.pid_file, init.pid)
+        init.commit()
+    except BaseException:
+        if init is not None:
+            init.abort()
+        if cgroup is not None:
+            cgroup.destroy()
+        store.remove(container_id)
+        raise
+    finally:
+        os.close(lock_fd)
+    return record
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc does: readers never see a partial pid."""
+    path = os.path.abspath(path)
+    temp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(temp, "w") as pid_file:
+        pid_file.write(str(pid))
+    os.replace(temp, path)
+
+
+def _rfc3339_now() -> str:
+    now = time.time_ns()
+    seconds, nanos = divmod(now, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"

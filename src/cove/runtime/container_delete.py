@@ -1,0 +1,54 @@
+"""`delete`: remove a stopped (or, with --force, any) container: processes, cgroup, state."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from cove.errors import CgroupError, InvalidState, NoSuchContainer
+from cove.oci.state import CREATED, STOPPED
+from cove.runtime.cgroups import CgroupManager
+from cove.runtime.proc import wait_gone
+from cove.runtime.status import status_of
+from cove.runtime.store import ContainerRecord, Store
+
+
+def delete_container(store: Store, container_id: str, force: bool) -> None:
+    try:
+        record = store.load(container_id)
+    except NoSuchContainer:
+        if force:
+            return  # as runc: forcing the removal of nothing succeeds
+        raise
+    status = status_of(store, record)
+    if status not in (STOPPED, CREATED) and not force:
+        raise InvalidState(
+            f"cannot delete container {container_id!r} that is not stopped: it is {status}"
+        )
+    destroy(store, record)
+
+
+def destroy(store: Store, record: ContainerRecord) -> None:
+    """Kill whatever still runs in the container, then remove its cgroup and state."""
+    cgroup = CgroupManager(record.cgroup_paths)
+    _thaw(record)
+    for pid in [record.pid, *cgroup.pids()]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+    if record.pid and not wait_gone(record.pid, record.pid_start, timeout=10):
+        raise CgroupError(f"container {record.id!r}: init {record.pid} survived SIGKILL")
+    cgroup.destroy()
+    store.remove(record.id)
+
+
+def _thaw(record: ContainerRecord) -> None:
+    # Frozen tasks cannot die; thaw before killing (pause/resume come with cgroup limits).
+    for path in record.cgroup_paths.values():
+        for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            try:
+                with open(os.path.join(path, name), "w") as state:
+                    state.write(thawed)
+            except OSError:
+                continue

@@ -1,0 +1,119 @@
+"""`exec`: run another process inside a running container's namespaces and cgroup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from cove.errors import InvalidArgument, InvalidSpec, InvalidState
+from cove.oci.runtime_spec import load_process, load_spec
+from cove.oci.state import RUNNING
+from cove.runtime.cgroups import CgroupManager
+from cove.runtime.config import ProcessConfig, convert_process
+from cove.runtime.container_create import write_pid_file
+from cove.runtime.container_run import console_handler
+from cove.runtime.foreground import wait_for
+from cove.runtime.process.execute import DEFAULT_PATH
+from cove.runtime.process.launcher import launch_exec
+from cove.runtime.status import status_of
+from cove.runtime.store import Store
+from cove.sys import Syscalls
+from cove.sys.constants import PR_SET_CHILD_SUBREAPER
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    args: tuple[str, ...] = ()
+    process_file: str = ""
+    env: tuple[str, ...] = ()
+    cwd: str = ""
+    user: str = ""
+    additional_gids: tuple[int, ...] = ()
+    tty: bool = False
+    detach: bool = False
+    pid_file: str = ""
+    console_socket: str = ""
+    preserve_fds: int = 0
+    no_new_privs: bool = False
+
+
+def exec_in_container(store: Store, container_id: str, options: ExecOptions, sys: Syscalls) -> int:
+    record = store.load(container_id)
+    status = status_of(store, record)
+    if status != RUNNING:
+        raise InvalidState(f"cannot exec in container {container_id!r}: it is {status}")
+    process = _process_for(record.bundle, options)
+    if options.console_socket and not process.terminal:
+        raise InvalidArgument("--console-socket needs --tty")
+    if process.terminal and options.detach and not options.console_socket:
+        raise InvalidArgument("--tty with --detach needs --console-socket")
+    masters: list[int] = []
+    handler = console_handler(options.console_socket, options.detach, masters)
+    if not options.detach:
+        sys.prctl(PR_SET_CHILD_SUBREAPER, 1)  # the process is ours to wait for
+    pid = launch_exec(
+        record.pid,
+        process,
+        sys,
+        CgroupManager(record.cgroup_paths),
+        handler,
+        options.preserve_fds,
+    )
+    if options.pid_file:
+        write_pid_file(options.pid_file, pid)
+    if options.detach:
+        return 0
+    return wait_for(pid, masters[0] if masters else None)
+
+
+def _process_for(bundle: str, options: ExecOptions) -> ProcessConfig:
+    """--process wins; otherwise the container's own process with the flags applied."""
+    if options.process_file:
+        return convert_process(load_process(options.process_file))
+    if not options.args:
+        raise InvalidArgument("exec: give the command to run (after the container id)")
+    try:
+        spec = load_spec(os.path.join(bundle, "config.json"))
+        base = spec.process
+    except InvalidSpec:
+        base = None
+    process = convert_process(base) if base is not None else convert_process_defaults()
+    env = _merge_env(process.env, options.env)
+    uid, gid = process.uid, process.gid
+    if options.user:
+        uid, gid = _parse_user(options.user, gid)
+    return replace(
+        process,
+        args=options.args,
+        env=env,
+        cwd=options.cwd or process.cwd,
+        uid=uid,
+        gid=gid,
+        additional_gids=options.additional_gids or process.additional_gids,
+        terminal=options.tty,
+        no_new_privileges=process.no_new_privileges or options.no_new_privs,
+    )
+
+
+def convert_process_defaults() -> ProcessConfig:
+    from cove.oci.runtime_spec import Process
+
+    return convert_process(Process(args=("sh",), env=(f"PATH={DEFAULT_PATH}",)))
+
+
+def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
+    merged: dict[str, str] = {}
+    for entry in (*base, *extra):
+        if "=" not in entry:
+            raise InvalidArgument(f"--env: expected KEY=VALUE, got {entry!r}")
+        key = entry.partition("=")[0]
+        merged[key] = entry
+    return tuple(merged.values())
+
+
+def _parse_user(text: str, default_gid: int) -> tuple[int, int]:
+    uid_text, _, gid_text = text.partition(":")
+    try:
+        return int(uid_text), int(gid_text) if gid_text else default_gid
+    except ValueError:
+        raise InvalidArgument(f"--user: expected UID[:GID] as numbers, got {text!r}") from None

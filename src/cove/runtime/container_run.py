@@ -1,0 +1,58 @@
+"""`run`: create + start, then (unless --detach) wait for init and delete."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from cove.runtime import terminal
+from cove.runtime.container_create import CreateOptions, create_container
+from cove.runtime.container_delete import destroy
+from cove.runtime.container_start import start_container
+from cove.runtime.foreground import wait_for
+from cove.runtime.process.launcher import ConsoleHandler
+from cove.runtime.store import Store
+from cove.sys import Syscalls
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    create: CreateOptions = field(default_factory=CreateOptions)
+    detach: bool = False
+    keep: bool = False
+
+
+def console_handler(console_socket: str, detach: bool, keep: list[int]) -> ConsoleHandler | None:
+    """Where the pty master goes: the console socket, or kept for the foreground proxy."""
+    if console_socket:
+        sock = terminal.connect_console_socket(console_socket)
+
+        def send(master: int) -> None:
+            try:
+                terminal.send_master(sock, master)
+            finally:
+                os.close(master)
+                sock.close()
+
+        return send
+    if detach:
+        return None
+    return keep.append
+
+
+def run_container(store: Store, container_id: str, options: RunOptions, sys: Syscalls) -> int:
+    masters: list[int] = []
+    handler = console_handler(options.create.console_socket, options.detach, masters)
+    record = create_container(store, container_id, options.create, sys, handler)
+    try:
+        start_container(store, container_id)
+    except BaseException:
+        destroy(store, record)
+        raise
+    if options.detach:
+        return 0
+    try:
+        return wait_for(record.pid, masters[0] if masters else None)
+    finally:
+        if not options.keep:
+            destroy(store, record)

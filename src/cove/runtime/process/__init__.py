@@ -1,0 +1,1 @@
+"""The processes that start a container and the messages they exchange."""

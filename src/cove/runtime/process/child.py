@@ -1,0 +1,85 @@
+"""The setup child: joins or creates the namespaces, then forks init (or the exec'd process).
+
+It runs in a fork of the runtime process and never returns into the caller's code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from cove.errors import CoveError
+from cove.oci.runtime_spec import TimeOffset
+from cove.runtime.cgroups import CgroupManager
+from cove.runtime.process import protocol
+from cove.sys import Syscalls
+from cove.sys import constants as c
+
+
+@dataclass
+class ChildPlan:
+    """What the child does before forking; the same shape for create and exec."""
+
+    sock: socket.socket
+    sys: Syscalls
+    # (clone flag, open fd) in the order to join; a user namespace comes first.
+    join: list[tuple[int, int]] = field(default_factory=list)
+    new_namespaces: int = 0
+    cgroup: CgroupManager | None = None
+    time_offsets: dict[str, TimeOffset] = field(default_factory=dict)
+
+
+def run_child(plan: ChildPlan, grandchild: Callable[[], NoReturn]) -> NoReturn:
+    try:
+        if plan.cgroup is not None:
+            plan.cgroup.join(os.getpid())
+        for flag, fd in plan.join:
+            plan.sys.setns(fd, flag)
+            os.close(fd)
+        new = plan.new_namespaces
+        if new & c.CLONE_NEWUSER:
+            plan.sys.unshare(c.CLONE_NEWUSER)
+            protocol.send(plan.sock, protocol.UsernsRequest())
+            protocol.expect(plan.sock, protocol.UsernsMapped)
+            # The creator has every capability in the new namespace: become its root.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+            new &= ~c.CLONE_NEWUSER
+        if new:
+            plan.sys.unshare(new)
+        if plan.time_offsets:
+            _write_time_offsets(plan.time_offsets)
+        pid = os.fork()
+        if pid == 0:
+            grandchild()
+        protocol.send(plan.sock, protocol.InitPid(pid))
+    except BaseException as exc:
+        report_failure(plan.sock, exc)
+        os._exit(1)
+    os._exit(0)
+
+
+def report_failure(sock: socket.socket, exc: BaseException) -> None:
+    """Send a one-line reason to the parent; never raises."""
+    if isinstance(exc, CoveError):
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    else:
+        message = (
+            "internal error: " + "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        )
+    try:
+        protocol.send(sock, protocol.Failure(message))
+    except OSError:
+        pass
+
+
+def _write_time_offsets(offsets: dict[str, TimeOffset]) -> None:
+    with open("/proc/self/timens_offsets", "w") as timens:
+        for clock, offset in offsets.items():
+            timens.write(f"{clock} {offset.secs} {offset.nanosecs}\n")

@@ -1,0 +1,102 @@
+"""The container's init: sets up the root filesystem, waits for `start`, execs the process.
+
+Its steps, in order (each a call below, with room for capabilities and seccomp):
+  rootfs mounts -> devices -> pivot_root -> console -> readonly/masked paths, sysctl ->
+  hostname -> rlimits, OOM score -> resolve the executable -> Ready -> wait for Commit ->
+  wait on the exec FIFO -> user, umask, cwd, no_new_privs -> close fds -> execve.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys as _sys
+from dataclasses import dataclass
+from typing import NoReturn
+
+from cove.runtime import rootfs, terminal
+from cove.runtime.cgroups.layout import Layout, host_layout
+from cove.runtime.config import ContainerConfig
+from cove.runtime.process import execute, protocol
+from cove.runtime.process.child import report_failure
+from cove.runtime.store import EXEC_FIFO
+from cove.sys import Syscalls
+from cove.sys.constants import MS_BIND
+
+
+@dataclass
+class InitPlan:
+    config: ContainerConfig
+    sock: socket.socket
+    sys: Syscalls
+    state_dir_fd: int
+    no_pivot: bool = False
+    preserve_fds: int = 0
+
+
+def run_init(plan: InitPlan) -> NoReturn:
+    config, sys = plan.config, plan.sys
+    try:
+        layout = _cgroup_layout(config)
+        rootfs.prepare_rootfs(sys, config, layout)
+        rootfs.switch_root(sys, config.rootfs, plan.no_pivot)
+        if config.process.terminal:
+            _setup_console(plan)
+        rootfs.finalize_rootfs(sys, config)
+        if config.hostname:
+            sys.sethostname(config.hostname)
+        if config.domainname:
+            sys.setdomainname(config.domainname)
+        execute.apply_limits(config.process)
+        executable = execute.find_executable(config.process.args[0], config.process.env)
+        protocol.send(plan.sock, protocol.Ready())
+        protocol.expect(plan.sock, protocol.Commit)
+    except BaseException as exc:
+        report_failure(plan.sock, exc)
+        os._exit(1)
+    plan.sock.close()
+    try:
+        _wait_for_start(plan.state_dir_fd)
+        execute.switch_user(sys, config.process, setgroups_allowed=_may_setgroups(config))
+        execute.close_other_fds(3 + plan.preserve_fds)
+        execute.exec_process(executable, config.process)
+    except BaseException as exc:
+        _sys.stderr.write(f"cove-runtime: init: {exc}\n")
+        _sys.stderr.flush()
+    os._exit(127)
+
+
+def _cgroup_layout(config: ContainerConfig) -> Layout | None:
+    if any(m.fstype in ("cgroup", "cgroup2") for m in config.mounts):
+        return host_layout()
+    return None
+
+
+def _setup_console(plan: InitPlan) -> None:
+    master, slave, slave_path = terminal.open_pty(plan.config.process.console_size)
+    console = "/dev/console"
+    if not os.path.exists(console):
+        os.close(os.open(console, os.O_CREAT | os.O_WRONLY, 0o600))
+    plan.sys.mount(slave_path, console, "", MS_BIND)
+    terminal.make_controlling(slave)
+    protocol.send(plan.sock, protocol.ConsoleReady(), fds=[master])
+    os.close(master)
+
+
+def _wait_for_start(state_dir_fd: int) -> None:
+    # Opening a FIFO for writing blocks until `start` opens it for reading. The state
+    # directory is reached through a descriptor opened before pivot_root.
+    fifo = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    os.write(fifo, b"0")
+    os.close(fifo)
+    os.close(state_dir_fd)
+
+
+def _may_setgroups(config: ContainerConfig) -> bool:
+    if not config.has_user_namespace:
+        return True
+    try:
+        with open("/proc/self/setgroups") as setgroups:
+            return setgroups.read().strip() == "allow"
+    except OSError:
+        return False

@@ -1,0 +1,153 @@
+"""Runtime state on disk: one directory per container under the root (/run/cove-runtime).
+
+  <root>/<id>/state.json   the ContainerRecord, replaced atomically (temp file + rename)
+  <root>/<id>/exec.fifo    exists from create until start; init blocks writing to it
+
+The directory itself is the lock (flock): `create` holds it until the record is final.
+A record still marked `creating` whose lock is free was left by a killed `create`; the
+next command that meets it removes what it names (cgroup, directory). Its processes are
+already gone: init dies with its parent until the record is final.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cove.errors import ContainerExists, InvalidArgument, NoSuchContainer, StateCorrupt
+
+DEFAULT_ROOT = "/run/cove-runtime"
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+
+_VALID_ID = re.compile(r"^[\w+.-]+$")
+
+
+@dataclass(slots=True)
+class ContainerRecord:
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    owner: str = ""
+    pid: int = 0
+    # Kernel start time of init (clock ticks since boot): tells a reused pid apart.
+    pid_start: int = 0
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    creating: bool = True
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ContainerRecord:
+        return cls(**data)
+
+
+def check_id(container_id: str) -> str:
+    if not container_id or not _VALID_ID.match(container_id) or container_id in (".", ".."):
+        raise InvalidArgument(
+            f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-', '.'"
+        )
+    return container_id
+
+
+class Store:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.abspath(root)
+
+    def container_dir(self, container_id: str) -> str:
+        return os.path.join(self.root, check_id(container_id))
+
+    def fifo_path(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), EXEC_FIFO)
+
+    def reserve(self, container_id: str) -> int:
+        """Create the container's directory and lock it; returns the locked fd."""
+        path = self.container_dir(container_id)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            if not self._sweep_if_stale(container_id):
+                raise ContainerExists(container_id) from None
+            os.mkdir(path, 0o711)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def save(self, record: ContainerRecord) -> None:
+        path = os.path.join(self.container_dir(record.id), STATE_FILE)
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(temp, "w") as state_file:
+            json.dump(asdict(record), state_file)
+            state_file.flush()
+            os.fsync(state_file.fileno())
+        os.replace(temp, path)
+
+    def load(self, container_id: str) -> ContainerRecord:
+        path = os.path.join(self.container_dir(container_id), STATE_FILE)
+        try:
+            with open(path) as state_file:
+                data = json.load(state_file)
+        except FileNotFoundError:
+            raise NoSuchContainer(container_id) from None
+        except (OSError, ValueError) as exc:
+            raise StateCorrupt(f"container {container_id!r}: unreadable state: {exc}") from None
+        try:
+            record = ContainerRecord.from_json(data)
+        except TypeError as exc:
+            raise StateCorrupt(f"container {container_id!r}: unreadable state: {exc}") from None
+        if record.creating and self._sweep_if_stale(container_id):
+            raise NoSuchContainer(container_id)
+        return record
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if _VALID_ID.match(n) and not n.endswith(".tmp")]
+
+    def remove(self, container_id: str) -> None:
+        path = self.container_dir(container_id)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+
+    def _sweep_if_stale(self, container_id: str) -> bool:
+        """Remove a directory left by a killed `create`; True if it was stale and is gone."""
+        path = self.container_dir(container_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a create is in progress
+            state_path = os.path.join(path, STATE_FILE)
+            try:
+                with open(state_path) as state_file:
+                    record = ContainerRecord.from_json(json.load(state_file))
+            except FileNotFoundError:
+                record = None
+            except (OSError, ValueError, TypeError):
+                return False
+            if record is not None and not record.creating:
+                return False
+            if record is not None and record.cgroup_paths:
+                from cove.runtime.cgroups import CgroupManager
+
+                CgroupManager(record.cgroup_paths).destroy()
+            self.remove(container_id)
+            return True
+        finally:
+            os.close(fd)
