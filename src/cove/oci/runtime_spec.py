@@ -6,12 +6,14 @@ these dataclasses. Field names follow the spec, in Python's spelling.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
-
 from cove.errors import InvalidSpec
+from cove.oci import jsonc
+from cove.oci.data import Data
 from cove.oci.reader import Field, opt_bool, opt_int, opt_str, opt_strs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 DEVICE_TYPES = ("c", "b", "u", "p")
@@ -25,130 +27,288 @@ HOOK_NAMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    uid: int = 0
-    gid: int = 0
-    umask: int | None = None
-    additional_gids: tuple[int, ...] = ()
+class User(Data):
+    __slots__ = ("additional_gids", "gid", "uid", "umask")
+
+    def __init__(
+        self,
+        uid: int = 0,
+        gid: int = 0,
+        umask: int | None = None,
+        additional_gids: tuple[int, ...] = (),
+    ) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.umask = umask
+        self.additional_gids = additional_gids
 
 
-@dataclass(frozen=True, slots=True)
-class Rlimit:
-    type: str
-    soft: int
-    hard: int
+class Rlimit(Data):
+    __slots__ = ("hard", "soft", "type")
+
+    def __init__(
+        self,
+        type: str,
+        soft: int,
+        hard: int,
+    ) -> None:
+        self.type = type
+        self.soft = soft
+        self.hard = hard
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    bounding: tuple[str, ...] = ()
-    effective: tuple[str, ...] = ()
-    inheritable: tuple[str, ...] = ()
-    permitted: tuple[str, ...] = ()
-    ambient: tuple[str, ...] = ()
+class Capabilities(Data):
+    __slots__ = ("ambient", "bounding", "effective", "inheritable", "permitted")
+
+    def __init__(
+        self,
+        bounding: tuple[str, ...] = (),
+        effective: tuple[str, ...] = (),
+        inheritable: tuple[str, ...] = (),
+        permitted: tuple[str, ...] = (),
+        ambient: tuple[str, ...] = (),
+    ) -> None:
+        self.bounding = bounding
+        self.effective = effective
+        self.inheritable = inheritable
+        self.permitted = permitted
+        self.ambient = ambient
 
 
-@dataclass(frozen=True, slots=True)
-class ConsoleSize:
-    height: int
-    width: int
+class ConsoleSize(Data):
+    __slots__ = ("height", "width")
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+    ) -> None:
+        self.height = height
+        self.width = width
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
-    args: tuple[str, ...]
-    cwd: str = "/"
-    env: tuple[str, ...] = ()
-    terminal: bool = False
-    console_size: ConsoleSize | None = None
-    user: User = field(default_factory=User)
-    capabilities: Capabilities | None = None
-    rlimits: tuple[Rlimit, ...] = ()
-    no_new_privileges: bool = False
-    oom_score_adj: int | None = None
-    apparmor_profile: str = ""
-    selinux_label: str = ""
+class Process(Data):
+    __slots__ = (
+        "apparmor_profile",
+        "args",
+        "capabilities",
+        "console_size",
+        "cwd",
+        "env",
+        "no_new_privileges",
+        "oom_score_adj",
+        "rlimits",
+        "selinux_label",
+        "terminal",
+        "user",
+    )
+
+    def __init__(
+        self,
+        args: tuple[str, ...],
+        cwd: str = "/",
+        env: tuple[str, ...] = (),
+        terminal: bool = False,
+        console_size: ConsoleSize | None = None,
+        user: User | None = None,
+        capabilities: Capabilities | None = None,
+        rlimits: tuple[Rlimit, ...] = (),
+        no_new_privileges: bool = False,
+        oom_score_adj: int | None = None,
+        apparmor_profile: str = "",
+        selinux_label: str = "",
+    ) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.env = env
+        self.terminal = terminal
+        self.console_size = console_size
+        self.user = User() if user is None else user
+        self.capabilities = capabilities
+        self.rlimits = rlimits
+        self.no_new_privileges = no_new_privileges
+        self.oom_score_adj = oom_score_adj
+        self.apparmor_profile = apparmor_profile
+        self.selinux_label = selinux_label
 
 
-@dataclass(frozen=True, slots=True)
-class Root:
-    path: str
-    readonly: bool = False
+class Root(Data):
+    __slots__ = ("path", "readonly")
+
+    def __init__(
+        self,
+        path: str,
+        readonly: bool = False,
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
 
 
-@dataclass(frozen=True, slots=True)
-class IDMapping:
-    container_id: int
-    host_id: int
-    size: int
+class IDMapping(Data):
+    __slots__ = ("container_id", "host_id", "size")
+
+    def __init__(
+        self,
+        container_id: int,
+        host_id: int,
+        size: int,
+    ) -> None:
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
 
 
-@dataclass(frozen=True, slots=True)
-class Mount:
-    destination: str
-    type: str = ""
-    source: str = ""
-    options: tuple[str, ...] = ()
+class Mount(Data):
+    __slots__ = ("destination", "options", "source", "type")
+
+    def __init__(
+        self,
+        destination: str,
+        type: str = "",
+        source: str = "",
+        options: tuple[str, ...] = (),
+    ) -> None:
+        self.destination = destination
+        self.type = type
+        self.source = source
+        self.options = options
 
 
-@dataclass(frozen=True, slots=True)
-class Hook:
-    path: str
-    args: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    timeout: int | None = None
+class Hook(Data):
+    __slots__ = ("args", "env", "path", "timeout")
+
+    def __init__(
+        self,
+        path: str,
+        args: tuple[str, ...] = (),
+        env: tuple[str, ...] = (),
+        timeout: int | None = None,
+    ) -> None:
+        self.path = path
+        self.args = args
+        self.env = env
+        self.timeout = timeout
 
 
-@dataclass(frozen=True, slots=True)
-class Hooks:
-    prestart: tuple[Hook, ...] = ()
-    create_runtime: tuple[Hook, ...] = ()
-    create_container: tuple[Hook, ...] = ()
-    start_container: tuple[Hook, ...] = ()
-    poststart: tuple[Hook, ...] = ()
-    poststop: tuple[Hook, ...] = ()
+class Hooks(Data):
+    __slots__ = (
+        "create_container",
+        "create_runtime",
+        "poststart",
+        "poststop",
+        "prestart",
+        "start_container",
+    )
+
+    def __init__(
+        self,
+        prestart: tuple[Hook, ...] = (),
+        create_runtime: tuple[Hook, ...] = (),
+        create_container: tuple[Hook, ...] = (),
+        start_container: tuple[Hook, ...] = (),
+        poststart: tuple[Hook, ...] = (),
+        poststop: tuple[Hook, ...] = (),
+    ) -> None:
+        self.prestart = prestart
+        self.create_runtime = create_runtime
+        self.create_container = create_container
+        self.start_container = start_container
+        self.poststart = poststart
+        self.poststop = poststop
 
 
-@dataclass(frozen=True, slots=True)
-class Namespace:
-    type: str
-    path: str = ""
+class Namespace(Data):
+    __slots__ = ("path", "type")
+
+    def __init__(
+        self,
+        type: str,
+        path: str = "",
+    ) -> None:
+        self.type = type
+        self.path = path
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
-    type: str
-    path: str
-    major: int = 0
-    minor: int = 0
-    file_mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+class Device(Data):
+    __slots__ = ("file_mode", "gid", "major", "minor", "path", "type", "uid")
+
+    def __init__(
+        self,
+        type: str,
+        path: str,
+        major: int = 0,
+        minor: int = 0,
+        file_mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        self.type = type
+        self.path = path
+        self.major = major
+        self.minor = minor
+        self.file_mode = file_mode
+        self.uid = uid
+        self.gid = gid
 
 
-@dataclass(frozen=True, slots=True)
-class TimeOffset:
-    secs: int = 0
-    nanosecs: int = 0
+class TimeOffset(Data):
+    __slots__ = ("nanosecs", "secs")
+
+    def __init__(
+        self,
+        secs: int = 0,
+        nanosecs: int = 0,
+    ) -> None:
+        self.secs = secs
+        self.nanosecs = nanosecs
 
 
-@dataclass(frozen=True, slots=True)
-class Linux:
-    namespaces: tuple[Namespace, ...] = ()
-    uid_mappings: tuple[IDMapping, ...] = ()
-    gid_mappings: tuple[IDMapping, ...] = ()
-    devices: tuple[Device, ...] = ()
-    cgroups_path: str = ""
-    # Kept as decoded JSON until the cgroup controllers type them (their own issue).
-    resources: dict[str, Any] = field(default_factory=dict)
-    rootfs_propagation: str = ""
-    masked_paths: tuple[str, ...] = ()
-    readonly_paths: tuple[str, ...] = ()
-    sysctl: dict[str, str] = field(default_factory=dict)
-    seccomp: dict[str, Any] | None = None
-    time_offsets: dict[str, TimeOffset] = field(default_factory=dict)
-    mount_label: str = ""
+class Linux(Data):
+    __slots__ = (
+        "cgroups_path",
+        "devices",
+        "gid_mappings",
+        "masked_paths",
+        "mount_label",
+        "namespaces",
+        "readonly_paths",
+        "resources",
+        "rootfs_propagation",
+        "seccomp",
+        "sysctl",
+        "time_offsets",
+        "uid_mappings",
+    )
+
+    def __init__(
+        self,
+        namespaces: tuple[Namespace, ...] = (),
+        uid_mappings: tuple[IDMapping, ...] = (),
+        gid_mappings: tuple[IDMapping, ...] = (),
+        devices: tuple[Device, ...] = (),
+        cgroups_path: str = "",
+        resources: dict[str, Any] | None = None,
+        rootfs_propagation: str = "",
+        masked_paths: tuple[str, ...] = (),
+        readonly_paths: tuple[str, ...] = (),
+        sysctl: dict[str, str] | None = None,
+        seccomp: dict[str, Any] | None = None,
+        time_offsets: dict[str, TimeOffset] | None = None,
+        mount_label: str = "",
+    ) -> None:
+        self.namespaces = namespaces
+        self.uid_mappings = uid_mappings
+        self.gid_mappings = gid_mappings
+        self.devices = devices
+        self.cgroups_path = cgroups_path
+        self.resources = {} if resources is None else resources
+        self.rootfs_propagation = rootfs_propagation
+        self.masked_paths = masked_paths
+        self.readonly_paths = readonly_paths
+        self.sysctl = {} if sysctl is None else sysctl
+        self.seccomp = seccomp
+        self.time_offsets = {} if time_offsets is None else time_offsets
+        self.mount_label = mount_label
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for namespace in self.namespaces:
@@ -157,17 +317,40 @@ class Linux:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Spec:
-    oci_version: str
-    root: Root
-    process: Process | None = None
-    hostname: str = ""
-    domainname: str = ""
-    mounts: tuple[Mount, ...] = ()
-    hooks: Hooks = field(default_factory=Hooks)
-    annotations: dict[str, str] = field(default_factory=dict)
-    linux: Linux = field(default_factory=Linux)
+class Spec(Data):
+    __slots__ = (
+        "annotations",
+        "domainname",
+        "hooks",
+        "hostname",
+        "linux",
+        "mounts",
+        "oci_version",
+        "process",
+        "root",
+    )
+
+    def __init__(
+        self,
+        oci_version: str,
+        root: Root,
+        process: Process | None = None,
+        hostname: str = "",
+        domainname: str = "",
+        mounts: tuple[Mount, ...] = (),
+        hooks: Hooks | None = None,
+        annotations: dict[str, str] | None = None,
+        linux: Linux | None = None,
+    ) -> None:
+        self.oci_version = oci_version
+        self.root = root
+        self.process = process
+        self.hostname = hostname
+        self.domainname = domainname
+        self.mounts = mounts
+        self.hooks = Hooks() if hooks is None else hooks
+        self.annotations = {} if annotations is None else annotations
+        self.linux = Linux() if linux is None else linux
 
 
 def load_spec(path: str) -> Spec:
@@ -184,8 +367,8 @@ def _read_json(path: str) -> Any:
     except OSError as exc:
         raise InvalidSpec(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return jsonc.loads(raw)
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
         raise InvalidSpec(f"{path}: malformed JSON: {exc}") from None
 
 

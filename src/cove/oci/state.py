@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from cove.oci.data import Data
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.2.0"
 
@@ -14,16 +17,28 @@ PAUSED = "paused"
 STOPPED = "stopped"
 
 
-@dataclass(frozen=True, slots=True)
-class State:
-    id: str
-    status: str
-    pid: int
-    bundle: str
-    rootfs: str
-    created: str
-    owner: str = ""
-    annotations: dict[str, str] = field(default_factory=dict)
+class State(Data):
+    __slots__ = ("annotations", "bundle", "created", "id", "owner", "pid", "rootfs", "status")
+
+    def __init__(
+        self,
+        id: str,
+        status: str,
+        pid: int,
+        bundle: str,
+        rootfs: str,
+        created: str,
+        owner: str = "",
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        self.pid = pid
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.annotations = {} if annotations is None else annotations
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass, field
 
 from cove.errors import InvalidSpec
+from cove.oci.data import Data
 from cove.oci.runtime_spec import Device, IDMapping, Process, Spec, TimeOffset
 from cove.sys import constants as c
 
@@ -64,59 +64,143 @@ PROPAGATION_FLAGS: dict[str, int] = {
 _IGNORED_OPTIONS = frozenset({"tmpcopyup", "nocopyup", "copyup", "private-label"})
 
 
-@dataclass(frozen=True, slots=True)
-class MountEntry:
-    source: str
-    destination: str
-    fstype: str
-    flags: int
-    data: str
-    propagation: tuple[int, ...] = ()
+class MountEntry(Data):
+    __slots__ = ("data", "destination", "flags", "fstype", "propagation", "source")
+
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        fstype: str,
+        flags: int,
+        data: str,
+        propagation: tuple[int, ...] = (),
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.fstype = fstype
+        self.flags = flags
+        self.data = data
+        self.propagation = propagation
 
     @property
     def is_bind(self) -> bool:
         return bool(self.flags & c.MS_BIND)
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessConfig:
-    args: tuple[str, ...]
-    env: tuple[str, ...]
-    cwd: str
-    uid: int
-    gid: int
-    additional_gids: tuple[int, ...]
-    umask: int | None
-    terminal: bool
-    console_size: tuple[int, int] | None
-    rlimits: tuple[tuple[int, int, int], ...]
-    no_new_privileges: bool
-    oom_score_adj: int | None
+class ProcessConfig(Data):
+    __slots__ = (
+        "additional_gids",
+        "args",
+        "console_size",
+        "cwd",
+        "env",
+        "gid",
+        "no_new_privileges",
+        "oom_score_adj",
+        "rlimits",
+        "terminal",
+        "uid",
+        "umask",
+    )
+
+    def __init__(
+        self,
+        args: tuple[str, ...],
+        env: tuple[str, ...],
+        cwd: str,
+        uid: int,
+        gid: int,
+        additional_gids: tuple[int, ...],
+        umask: int | None,
+        terminal: bool,
+        console_size: tuple[int, int] | None,
+        rlimits: tuple[tuple[int, int, int], ...],
+        no_new_privileges: bool,
+        oom_score_adj: int | None,
+    ) -> None:
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = additional_gids
+        self.umask = umask
+        self.terminal = terminal
+        self.console_size = console_size
+        self.rlimits = rlimits
+        self.no_new_privileges = no_new_privileges
+        self.oom_score_adj = oom_score_adj
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerConfig:
-    id: str
-    bundle: str
-    rootfs: str
-    readonly_root: bool
-    process: ProcessConfig
-    hostname: str
-    domainname: str
-    mounts: tuple[MountEntry, ...]
-    # Namespaces to create (clone flags OR-ed) and to join (type -> path).
-    new_namespaces: int
-    join_namespaces: dict[str, str]
-    uid_mappings: tuple[IDMapping, ...]
-    gid_mappings: tuple[IDMapping, ...]
-    devices: tuple[Device, ...]
-    rootfs_propagation: int
-    masked_paths: tuple[str, ...]
-    readonly_paths: tuple[str, ...]
-    sysctl: dict[str, str]
-    time_offsets: dict[str, TimeOffset]
-    cgroups_path: str
-    annotations: dict[str, str] = field(default_factory=dict)
+class ContainerConfig(Data):
+    __slots__ = (
+        "annotations",
+        "bundle",
+        "cgroups_path",
+        "devices",
+        "domainname",
+        "gid_mappings",
+        "hostname",
+        "id",
+        "join_namespaces",
+        "masked_paths",
+        "mounts",
+        "new_namespaces",
+        "process",
+        "readonly_paths",
+        "readonly_root",
+        "rootfs",
+        "rootfs_propagation",
+        "sysctl",
+        "time_offsets",
+        "uid_mappings",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        bundle: str,
+        rootfs: str,
+        readonly_root: bool,
+        process: ProcessConfig,
+        hostname: str,
+        domainname: str,
+        mounts: tuple[MountEntry, ...],
+        new_namespaces: int,
+        join_namespaces: dict[str, str],
+        uid_mappings: tuple[IDMapping, ...],
+        gid_mappings: tuple[IDMapping, ...],
+        devices: tuple[Device, ...],
+        rootfs_propagation: int,
+        masked_paths: tuple[str, ...],
+        readonly_paths: tuple[str, ...],
+        sysctl: dict[str, str],
+        time_offsets: dict[str, TimeOffset],
+        cgroups_path: str,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.readonly_root = readonly_root
+        self.process = process
+        self.hostname = hostname
+        self.domainname = domainname
+        self.mounts = mounts
+        # Namespaces to create (clone flags OR-ed) and to join (type -> path).
+        self.new_namespaces = new_namespaces
+        self.join_namespaces = join_namespaces
+        self.uid_mappings = uid_mappings
+        self.gid_mappings = gid_mappings
+        self.devices = devices
+        self.rootfs_propagation = rootfs_propagation
+        self.masked_paths = masked_paths
+        self.readonly_paths = readonly_paths
+        self.sysctl = sysctl
+        self.time_offsets = time_offsets
+        self.cgroups_path = cgroups_path
+        self.annotations = {} if annotations is None else annotations
 
     @property
     def has_user_namespace(self) -> bool:

@@ -4,28 +4,49 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 from cove.errors import InvalidArgument
+from cove.oci.data import Data
 from cove.oci.runtime_spec import load_spec
 from cove.runtime.cgroups import CgroupManager, cgroup_relpath
 from cove.runtime.cgroups.layout import host_layout
 from cove.runtime.config import ContainerConfig
 from cove.runtime.proc import start_time
-from cove.runtime.process.launcher import ConsoleHandler, StartedProcess, launch_init
+from cove.runtime.process.launcher import StartedProcess, launch_init
 from cove.runtime.store import ContainerRecord, Store
-from cove.sys import Syscalls
 from cove.sys.constants import PR_SET_CHILD_SUBREAPER
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.runtime.process.launcher import ConsoleHandler
+    from cove.sys import Syscalls
 
-@dataclass(frozen=True)
-class CreateOptions:
-    bundle: str = "."
-    pid_file: str = ""
-    console_socket: str = ""
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
+
+class CreateOptions(Data):
+    __slots__ = (
+        "bundle",
+        "console_socket",
+        "no_new_keyring",
+        "no_pivot",
+        "pid_file",
+        "preserve_fds",
+    )
+
+    def __init__(
+        self,
+        bundle: str = ".",
+        pid_file: str = "",
+        console_socket: str = "",
+        no_pivot: bool = False,
+        no_new_keyring: bool = False,
+        preserve_fds: int = 0,
+    ) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
 
 
 def create_container(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from cove.errors import CgroupError, InvalidState, NoSuchContainer
 from cove.oci.state import CREATED, STOPPED
@@ -11,6 +10,7 @@ from cove.runtime.cgroups import CgroupManager
 from cove.runtime.proc import wait_gone
 from cove.runtime.status import status_of
 from cove.runtime.store import ContainerRecord, Store
+from cove.sys.constants import SIGKILL
 
 
 def delete_container(store: Store, container_id: str, force: bool) -> None:
@@ -34,7 +34,7 @@ def destroy(store: Store, record: ContainerRecord) -> None:
     _thaw(record)
     for pid in [record.pid, *cgroup.pids()]:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
     if record.pid and not wait_gone(record.pid, record.pid_start, timeout=10):

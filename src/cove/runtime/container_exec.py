@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
 
 from cove.errors import InvalidArgument, InvalidSpec, InvalidState
+from cove.oci.data import Data
 from cove.oci.runtime_spec import load_process, load_spec
 from cove.oci.state import RUNNING
 from cove.runtime.cgroups import CgroupManager
@@ -17,24 +17,56 @@ from cove.runtime.process.execute import DEFAULT_PATH
 from cove.runtime.process.launcher import launch_exec
 from cove.runtime.status import status_of
 from cove.runtime.store import Store
-from cove.sys import Syscalls
 from cove.sys.constants import PR_SET_CHILD_SUBREAPER
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.sys import Syscalls
 
-@dataclass(frozen=True)
-class ExecOptions:
-    args: tuple[str, ...] = ()
-    process_file: str = ""
-    env: tuple[str, ...] = ()
-    cwd: str = ""
-    user: str = ""
-    additional_gids: tuple[int, ...] = ()
-    tty: bool = False
-    detach: bool = False
-    pid_file: str = ""
-    console_socket: str = ""
-    preserve_fds: int = 0
-    no_new_privs: bool = False
+
+class ExecOptions(Data):
+    __slots__ = (
+        "additional_gids",
+        "args",
+        "console_socket",
+        "cwd",
+        "detach",
+        "env",
+        "no_new_privs",
+        "pid_file",
+        "preserve_fds",
+        "process_file",
+        "tty",
+        "user",
+    )
+
+    def __init__(
+        self,
+        args: tuple[str, ...] = (),
+        process_file: str = "",
+        env: tuple[str, ...] = (),
+        cwd: str = "",
+        user: str = "",
+        additional_gids: tuple[int, ...] = (),
+        tty: bool = False,
+        detach: bool = False,
+        pid_file: str = "",
+        console_socket: str = "",
+        preserve_fds: int = 0,
+        no_new_privs: bool = False,
+    ) -> None:
+        self.args = args
+        self.process_file = process_file
+        self.env = env
+        self.cwd = cwd
+        self.user = user
+        self.additional_gids = additional_gids
+        self.tty = tty
+        self.detach = detach
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.no_new_privs = no_new_privs
 
 
 def exec_in_container(store: Store, container_id: str, options: ExecOptions, sys: Syscalls) -> int:
@@ -82,8 +114,7 @@ def _process_for(bundle: str, options: ExecOptions) -> ProcessConfig:
     uid, gid = process.uid, process.gid
     if options.user:
         uid, gid = _parse_user(options.user, gid)
-    return replace(
-        process,
+    return process.replace(
         args=options.args,
         env=env,
         cwd=options.cwd or process.cwd,

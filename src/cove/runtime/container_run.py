@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
+from cove.oci.data import Data
 from cove.runtime import terminal
 from cove.runtime.container_create import CreateOptions, create_container
 from cove.runtime.container_delete import destroy
 from cove.runtime.container_start import start_container
 from cove.runtime.foreground import wait_for
-from cove.runtime.process.launcher import ConsoleHandler
 from cove.runtime.store import Store
-from cove.sys import Syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.runtime.process.launcher import ConsoleHandler
+    from cove.sys import Syscalls
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    create: CreateOptions = field(default_factory=CreateOptions)
-    detach: bool = False
-    keep: bool = False
+class RunOptions(Data):
+    __slots__ = ("create", "detach", "keep")
+
+    def __init__(
+        self,
+        create: CreateOptions | None = None,
+        detach: bool = False,
+        keep: bool = False,
+    ) -> None:
+        self.create = CreateOptions() if create is None else create
+        self.detach = detach
+        self.keep = keep
 
 
 def console_handler(console_socket: str, detach: bool, keep: list[int]) -> ConsoleHandler | None:

@@ -8,8 +8,11 @@ import stat
 from cove.errors import RootfsError
 from cove.oci.runtime_spec import Device
 from cove.runtime.rootpath import ensure_mountpoint, resolve_in_root
-from cove.sys import Syscalls
 from cove.sys.constants import MS_BIND
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.sys import Syscalls
 
 # The devices every container gets, as runc gives them.
 DEFAULT_DEVICES = (

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys as _sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from cove.runtime import terminal
+from cove.sys import constants as c
+from cove.sys.signal_handlers import set_handler
 
 FORWARDED_SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTERM,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGALRM,
-    signal.SIGCONT,
-)
+    c.SIGHUP, c.SIGINT, c.SIGQUIT, c.SIGTERM, c.SIGUSR1, c.SIGUSR2, c.SIGALRM, c.SIGCONT,
+)  # fmt: skip
 
 
 def exit_code(wait_status: int) -> int:
@@ -29,8 +21,10 @@ def exit_code(wait_status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-@contextmanager
-def forwarding_signals(pid: int, master: int | None = None) -> Iterator[None]:
+def wait_for(pid: int, master: int | None) -> int:
+    """Wait for `pid` (our child) and return its exit code; signals we get go to it, and
+    with a pty, stdio is proxied to it."""
+
     def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(pid, signum)
@@ -41,21 +35,15 @@ def forwarding_signals(pid: int, master: int | None = None) -> Iterator[None]:
         if master is not None:
             _copy_window_size(master)
 
-    previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
-    previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
+    previous = {signum: set_handler(signum, forward) for signum in FORWARDED_SIGNALS}
+    previous[c.SIGWINCH] = set_handler(c.SIGWINCH, resize)
     try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def wait_for(pid: int, master: int | None) -> int:
-    """Wait for `pid` (our child) and return its exit code; with a pty, proxy stdio."""
-    with forwarding_signals(pid, master):
         if master is not None:
             _proxy_tty(pid, master)
         _, status = os.waitpid(pid, 0)
+    finally:
+        for signum, handler in previous.items():
+            set_handler(signum, handler)
     return exit_code(status)
 
 
@@ -67,56 +55,50 @@ def _copy_window_size(master: int) -> None:
     terminal.set_size(master, size.lines, size.columns)
 
 
-@contextmanager
-def _raw_stdin() -> Iterator[None]:
-    stdin = _sys.stdin.fileno()
-    if not os.isatty(stdin):
-        yield
-        return
-    import termios
-    import tty
-
-    saved = termios.tcgetattr(stdin)
-    tty.setraw(stdin)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-
-
 def _proxy_tty(pid: int, master: int) -> None:
     """Copy stdin to the pty and the pty to stdout until the process exits."""
-    stdin, stdout = _sys.stdin.fileno(), _sys.stdout.fileno()
-    pidfd = os.pidfd_open(pid)
+    stdin = _sys.stdin.fileno()
+    saved = None
+    if os.isatty(stdin):
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+    try:
+        _copy_until_exit(pid, master, stdin, _sys.stdout.fileno())
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        os.close(master)
+
+
+def _copy_until_exit(pid: int, master: int, stdin: int, stdout: int) -> None:
     _copy_window_size(master)
+    pidfd = os.pidfd_open(pid)
     sources = [master, stdin, pidfd]
-    with _raw_stdin():
+    try:
         while True:
-            try:
-                readable, _, _ = select.select(sources, [], [])
-            except InterruptedError:
-                continue
+            readable, _, _ = select.select(sources, [], [])
             if master in readable:
                 try:
                     data = os.read(master, 65536)
                 except OSError:
                     data = b""  # EIO: every slave side is closed
                 if not data:
-                    break
+                    return
                 os.write(stdout, data)
-                continue
-            if stdin in readable:
+            elif stdin in readable:
                 data = os.read(stdin, 65536)
                 if data:
                     os.write(master, data)
                 else:
                     sources.remove(stdin)
-                continue
-            if pidfd in readable:
+            elif pidfd in readable:
                 _drain(master, stdout)
-                break
-    os.close(pidfd)
-    os.close(master)
+                return
+    finally:
+        os.close(pidfd)
 
 
 def _drain(master: int, stdout: int) -> None:

@@ -19,8 +19,11 @@ from cove.runtime.cgroups.layout import Layout
 from cove.runtime.config import ContainerConfig, MountEntry
 from cove.runtime.devices import DEFAULT_DEVICES, create_dev_symlinks, create_devices
 from cove.runtime.rootpath import ensure_mountpoint, resolve_in_root
-from cove.sys import Syscalls
 from cove.sys import constants as c
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.sys import Syscalls
 
 # Flags that survive a bind remount only if repeated (the kernel locks them in a userns).
 _LOCKED_FLAGS = {

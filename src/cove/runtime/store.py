@@ -12,42 +12,81 @@ already gone: init dies with its parent until the record is final.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from cove.errors import ContainerExists, InvalidArgument, NoSuchContainer, StateCorrupt
+from cove.oci import jsonc
+from cove.oci.data import Data
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/cove-runtime"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
-_VALID_ID = re.compile(r"^[\w+.-]+$")
+_ID_PUNCTUATION = frozenset("_+-.")
 
 
-@dataclass(slots=True)
-class ContainerRecord:
-    id: str
-    bundle: str
-    rootfs: str
-    created: str
-    owner: str = ""
-    pid: int = 0
-    # Kernel start time of init (clock ticks since boot): tells a reused pid apart.
-    pid_start: int = 0
-    cgroup_paths: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    creating: bool = True
+class ContainerRecord(Data):
+    __slots__ = (
+        "annotations",
+        "bundle",
+        "cgroup_paths",
+        "created",
+        "creating",
+        "id",
+        "owner",
+        "pid",
+        "pid_start",
+        "rootfs",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        bundle: str,
+        rootfs: str,
+        created: str,
+        owner: str = "",
+        pid: int = 0,
+        pid_start: int = 0,
+        cgroup_paths: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        creating: bool = True,
+    ) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.pid = pid
+        # Kernel start time of init (clock ticks since boot): tells a reused pid apart.
+        self.pid_start = pid_start
+        self.cgroup_paths = {} if cgroup_paths is None else cgroup_paths
+        self.annotations = {} if annotations is None else annotations
+        self.creating = creating
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerRecord:
         return cls(**data)
 
 
+def _is_valid_id(name: str) -> bool:
+    # runc's rule, ^[\w+.-]+$, without importing re on the hot path.
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and all(ch.isalnum() or ch in _ID_PUNCTUATION for ch in name)
+    )
+
+
 def check_id(container_id: str) -> str:
-    if not container_id or not _VALID_ID.match(container_id) or container_id in (".", ".."):
+    if not _is_valid_id(container_id):
         raise InvalidArgument(
             f"invalid container id {container_id!r}: use letters, digits, '_', '+', '-', '.'"
         )
@@ -81,17 +120,17 @@ class Store:
     def save(self, record: ContainerRecord) -> None:
         path = os.path.join(self.container_dir(record.id), STATE_FILE)
         temp = f"{path}.{os.getpid()}.tmp"
+        # No fsync: runtime state lives on tmpfs (/run) and ends with the boot by design;
+        # the rename alone keeps readers and crashes from seeing a partial file.
         with open(temp, "w") as state_file:
-            json.dump(asdict(record), state_file)
-            state_file.flush()
-            os.fsync(state_file.fileno())
+            state_file.write(jsonc.dumps(record.to_json()))
         os.replace(temp, path)
 
     def load(self, container_id: str) -> ContainerRecord:
         path = os.path.join(self.container_dir(container_id), STATE_FILE)
         try:
             with open(path) as state_file:
-                data = json.load(state_file)
+                data = jsonc.loads(state_file.read())
         except FileNotFoundError:
             raise NoSuchContainer(container_id) from None
         except (OSError, ValueError) as exc:
@@ -109,7 +148,7 @@ class Store:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
-        return [n for n in names if _VALID_ID.match(n) and not n.endswith(".tmp")]
+        return [name for name in names if _is_valid_id(name)]
 
     def remove(self, container_id: str) -> None:
         path = self.container_dir(container_id)
@@ -136,7 +175,7 @@ class Store:
             state_path = os.path.join(path, STATE_FILE)
             try:
                 with open(state_path) as state_file:
-                    record = ContainerRecord.from_json(json.load(state_file))
+                    record = ContainerRecord.from_json(jsonc.loads(state_file.read()))
             except FileNotFoundError:
                 record = None
             except (OSError, ValueError, TypeError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
+from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
 
 from cove.errors import TerminalError
 from cove.sys.constants import TIOCSCTTY, TIOCSWINSZ
@@ -37,8 +37,8 @@ def make_controlling(slave: int) -> None:
         os.close(slave)
 
 
-def connect_console_socket(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def connect_console_socket(path: str) -> socket:
+    sock = socket(AF_UNIX, SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as exc:
@@ -47,9 +47,9 @@ def connect_console_socket(path: str) -> socket.socket:
     return sock
 
 
-def send_master(console: socket.socket, master: int) -> None:
+def send_master(console: socket, master: int) -> None:
     """Hand the pty master to whoever listens on the console socket (SCM_RIGHTS)."""
     try:
-        socket.send_fds(console, [b"/dev/ptmx"], [master])
+        console.sendmsg([b"/dev/ptmx"], [(SOL_SOCKET, SCM_RIGHTS, struct.pack("i", master))])
     except OSError as exc:
         raise TerminalError(f"cannot send the terminal to the console socket: {exc}") from None

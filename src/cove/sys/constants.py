@@ -54,6 +54,18 @@ NAMESPACES: dict[str, tuple[int, str]] = {
     "time": (CLONE_NEWTIME, "time"),
 }
 
+# signals (the same on every Linux architecture cove supports)
+SIGHUP = 1
+SIGINT = 2
+SIGQUIT = 3
+SIGKILL = 9
+SIGUSR1 = 10
+SIGUSR2 = 12
+SIGALRM = 14
+SIGTERM = 15
+SIGCONT = 18
+SIGWINCH = 28
+
 # prctl(2)
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2

@@ -8,7 +8,10 @@ from cove.cli.runtime import GlobalOptions
 from cove.cli.runtime.flags import Flag, Parsed, parse, usage
 from cove.errors import InvalidArgument
 from cove.runtime.store import Store
-from cove.sys import Syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.sys import Syscalls
 
 HELP = Flag("help", aliases=("h",), help="show this help")
 

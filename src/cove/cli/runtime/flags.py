@@ -7,24 +7,38 @@ flags. Verbs whose trailing arguments are a command (exec) stop at the first pos
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from cove.errors import InvalidArgument
+from cove.oci.data import Data
 
 
-@dataclass(frozen=True)
-class Flag:
-    name: str
-    takes_value: bool = False
-    repeat: bool = False
-    aliases: tuple[str, ...] = ()
-    help: str = ""
+class Flag(Data):
+    __slots__ = ("aliases", "help", "name", "repeat", "takes_value")
+
+    def __init__(
+        self,
+        name: str,
+        takes_value: bool = False,
+        repeat: bool = False,
+        aliases: tuple[str, ...] = (),
+        help: str = "",
+    ) -> None:
+        self.name = name
+        self.takes_value = takes_value
+        self.repeat = repeat
+        self.aliases = aliases
+        self.help = help
 
 
-@dataclass
-class Parsed:
-    values: dict[str, object] = field(default_factory=dict)
-    positional: list[str] = field(default_factory=list)
+class Parsed(Data):
+    __slots__ = ("positional", "values")
+
+    def __init__(
+        self,
+        values: dict[str, object] | None = None,
+        positional: list[str] | None = None,
+    ) -> None:
+        self.values = {} if values is None else values
+        self.positional = [] if positional is None else positional
 
     def text(self, name: str, default: str = "") -> str:
         value = self.values.get(name, default)

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from cove.oci.data import Data
 
 V1 = "v1"
 V2 = "v2"
 HYBRID = "hybrid"
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
-    mountpoint: str
-    version: int  # 1 or 2
-    # v1: the mount's super options naming controllers ("cpu", "name=systemd"); v2: ().
-    options: tuple[str, ...]
+class Hierarchy(Data):
+    __slots__ = ("mountpoint", "options", "version")
+
+    def __init__(
+        self,
+        mountpoint: str,
+        version: int,  # 1 or 2
+        options: tuple[str, ...],
+    ) -> None:
+        self.mountpoint = mountpoint
+        self.version = version
+        # v1: the mount's super options naming controllers ("cpu", "name=systemd"); v2: ().
+        self.options = options
 
     @property
     def fs_data(self) -> str:
         return ",".join(self.options)
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    hierarchies: tuple[Hierarchy, ...]
+class Layout(Data):
+    __slots__ = ("hierarchies",)
+
+    def __init__(
+        self,
+        hierarchies: tuple[Hierarchy, ...],
+    ) -> None:
+        self.hierarchies = hierarchies
 
     @property
     def mode(self) -> str:

@@ -6,31 +6,44 @@ It runs in a fork of the runtime process and never returns into the caller's cod
 from __future__ import annotations
 
 import os
-import socket
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NoReturn
 
 from cove.errors import CoveError
+from cove.oci.data import Data
 from cove.oci.runtime_spec import TimeOffset
 from cove.runtime.cgroups import CgroupManager
 from cove.runtime.process import protocol
-from cove.sys import Syscalls
 from cove.sys import constants as c
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _socket import socket
+    from collections.abc import Callable
+    from typing import NoReturn
 
-@dataclass
-class ChildPlan:
+    from cove.sys import Syscalls
+
+
+class ChildPlan(Data):
     """What the child does before forking; the same shape for create and exec."""
 
-    sock: socket.socket
-    sys: Syscalls
-    # (clone flag, open fd) in the order to join; a user namespace comes first.
-    join: list[tuple[int, int]] = field(default_factory=list)
-    new_namespaces: int = 0
-    cgroup: CgroupManager | None = None
-    time_offsets: dict[str, TimeOffset] = field(default_factory=dict)
+    __slots__ = ("cgroup", "join", "new_namespaces", "sock", "sys", "time_offsets")
+
+    def __init__(
+        self,
+        sock: socket,
+        sys: Syscalls,
+        join: list[tuple[int, int]] | None = None,
+        new_namespaces: int = 0,
+        cgroup: CgroupManager | None = None,
+        time_offsets: dict[str, TimeOffset] | None = None,
+    ) -> None:
+        self.sock = sock
+        self.sys = sys
+        # (clone flag, open fd) in the order to join; a user namespace comes first.
+        self.join = [] if join is None else join
+        self.new_namespaces = new_namespaces
+        self.cgroup = cgroup
+        self.time_offsets = {} if time_offsets is None else time_offsets
 
 
 def run_child(plan: ChildPlan, grandchild: Callable[[], NoReturn]) -> NoReturn:
@@ -63,16 +76,17 @@ def run_child(plan: ChildPlan, grandchild: Callable[[], NoReturn]) -> NoReturn:
     os._exit(0)
 
 
-def report_failure(sock: socket.socket, exc: BaseException) -> None:
+def report_failure(sock: socket, exc: BaseException) -> None:
     """Send a one-line reason to the parent; never raises."""
     if isinstance(exc, CoveError):
         message = str(exc)
     elif isinstance(exc, OSError):
         message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     else:
-        message = (
-            "internal error: " + "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        )
+        import traceback
+
+        lines = traceback.format_exception_only(type(exc), exc)
+        message = "internal error: " + "".join(lines).strip()
     try:
         protocol.send(sock, protocol.Failure(message))
     except OSError:

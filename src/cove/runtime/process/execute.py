@@ -8,8 +8,11 @@ import stat
 
 from cove.errors import ExecutableNotFound, ProcessSetupError, SyscallFailed
 from cove.runtime.config import ProcessConfig
-from cove.sys import Syscalls
 from cove.sys.constants import PR_SET_NO_NEW_PRIVS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.sys import Syscalls
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RLIMIT_NAMES = {getattr(resource, n): n for n in dir(resource) if n.startswith("RLIMIT_")}

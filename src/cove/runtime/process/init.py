@@ -9,29 +9,43 @@ Its steps, in order (each a call below, with room for capabilities and seccomp):
 from __future__ import annotations
 
 import os
-import socket
 import sys as _sys
-from dataclasses import dataclass
-from typing import NoReturn
 
+from cove.oci.data import Data
 from cove.runtime import rootfs, terminal
 from cove.runtime.cgroups.layout import Layout, host_layout
 from cove.runtime.config import ContainerConfig
 from cove.runtime.process import execute, protocol
 from cove.runtime.process.child import report_failure
 from cove.runtime.store import EXEC_FIFO
-from cove.sys import Syscalls
 from cove.sys.constants import MS_BIND
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _socket import socket
+    from typing import NoReturn
 
-@dataclass
-class InitPlan:
-    config: ContainerConfig
-    sock: socket.socket
-    sys: Syscalls
-    state_dir_fd: int
-    no_pivot: bool = False
-    preserve_fds: int = 0
+    from cove.sys import Syscalls
+
+
+class InitPlan(Data):
+    __slots__ = ("config", "no_pivot", "preserve_fds", "sock", "state_dir_fd", "sys")
+
+    def __init__(
+        self,
+        config: ContainerConfig,
+        sock: socket,
+        sys: Syscalls,
+        state_dir_fd: int,
+        no_pivot: bool = False,
+        preserve_fds: int = 0,
+    ) -> None:
+        self.config = config
+        self.sock = sock
+        self.sys = sys
+        self.state_dir_fd = state_dir_fd
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
 
 
 def run_init(plan: InitPlan) -> NoReturn:

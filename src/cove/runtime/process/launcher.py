@@ -8,31 +8,43 @@ kills what it started before re-raising.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from _socket import AF_UNIX, SOCK_SEQPACKET, socketpair
 
 from cove.errors import NamespaceError
+from cove.oci.data import Data
 from cove.oci.runtime_spec import IDMapping
 from cove.runtime.cgroups import CgroupManager
 from cove.runtime.config import ContainerConfig, ProcessConfig
 from cove.runtime.process import protocol
 from cove.runtime.process.child import ChildPlan, report_failure, run_child
-from cove.sys import Syscalls
 from cove.sys import constants as c
+from cove.sys.constants import SIGKILL
 
-ConsoleHandler = Callable[[int], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _socket import socket
+    from collections.abc import Callable
+    from typing import NoReturn
+
+    from cove.sys import Syscalls
+
+    ConsoleHandler = Callable[[int], None]
+
 
 # setns order: the user namespace first (it grants rights over the others), mount last.
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
-@dataclass
-class StartedProcess:
-    pid: int
-    sock: socket.socket | None
+class StartedProcess(Data):
+    __slots__ = ("pid", "sock")
+
+    def __init__(
+        self,
+        pid: int,
+        sock: socket | None,
+    ) -> None:
+        self.pid = pid
+        self.sock = sock
 
     def commit(self) -> None:
         """Tell init its state is recorded; from now on it outlives this process."""
@@ -60,7 +72,7 @@ def launch_init(
     from cove.runtime.process.init import InitPlan, run_init
 
     join = _open_paths(config.join_namespaces)
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = socketpair(AF_UNIX, SOCK_SEQPACKET)
     plan = ChildPlan(
         sock=child_sock,
         sys=sys,
@@ -91,13 +103,22 @@ def launch_init(
     return StartedProcess(init_pid, parent_sock)
 
 
-@dataclass
-class ExecPlan:
-    process: ProcessConfig
-    sock: socket.socket
-    sys: Syscalls
-    setgroups_allowed: bool
-    preserve_fds: int
+class ExecPlan(Data):
+    __slots__ = ("preserve_fds", "process", "setgroups_allowed", "sock", "sys")
+
+    def __init__(
+        self,
+        process: ProcessConfig,
+        sock: socket,
+        sys: Syscalls,
+        setgroups_allowed: bool,
+        preserve_fds: int,
+    ) -> None:
+        self.process = process
+        self.sock = sock
+        self.sys = sys
+        self.setgroups_allowed = setgroups_allowed
+        self.preserve_fds = preserve_fds
 
 
 def launch_exec(
@@ -111,7 +132,7 @@ def launch_exec(
     """Start `process` inside the namespaces and cgroup of `init_pid`; returns its pid once
     it has exec'd."""
     join = _open_namespaces_of(init_pid)
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = socketpair(AF_UNIX, SOCK_SEQPACKET)
     joins_user = any(flag == c.CLONE_NEWUSER for flag, _ in join)
     plan = ChildPlan(sock=child_sock, sys=sys, join=join, cgroup=cgroup)
     exec_plan = ExecPlan(process, child_sock, sys, not joins_user, preserve_fds)
@@ -166,7 +187,7 @@ def _run_exec(plan: ExecPlan) -> NoReturn:
 
 
 def _talk_to_child(
-    sock: socket.socket,
+    sock: socket,
     child: int,
     uid_mappings: tuple[IDMapping, ...],
     gid_mappings: tuple[IDMapping, ...],
@@ -191,7 +212,7 @@ def _talk_to_child(
         _reap(child)
 
 
-def _receive_console(sock: socket.socket, on_console: ConsoleHandler | None) -> None:
+def _receive_console(sock: socket, on_console: ConsoleHandler | None) -> None:
     _, fds = protocol.expect(sock, protocol.ConsoleReady)
     if not fds:
         raise protocol.ProtocolError("the terminal did not arrive with its message")
@@ -251,7 +272,7 @@ def _open_namespaces_of(pid: int) -> list[tuple[int, int]]:
 
 def _kill_and_reap(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         return
     _reap(pid)

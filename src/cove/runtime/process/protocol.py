@@ -34,58 +34,78 @@ state directory such a parent leaves is swept by the next command that meets it
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+import struct
+from _socket import CMSG_LEN, SCM_RIGHTS, SOL_SOCKET
 
 from cove.errors import CoveError
+from cove.oci import jsonc
+from cove.oci.data import Data
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _socket import socket
+    from collections.abc import Iterable
+    from typing import ClassVar
 
 
-@dataclass(frozen=True, slots=True)
-class UsernsRequest:
-    kind: ClassVar[str] = "userns-request"
+class Message(Data):
+    """Base of the messages; `kind` names the message on the wire."""
+
+    kind: ClassVar[str] = ""
+    __slots__: tuple[str, ...] = ()
+
+    def payload(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
-@dataclass(frozen=True, slots=True)
-class UsernsMapped:
-    kind: ClassVar[str] = "userns-mapped"
+class UsernsRequest(Message):
+    kind = "userns-request"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class InitPid:
-    pid: int
-    kind: ClassVar[str] = "init-pid"
+class UsernsMapped(Message):
+    kind = "userns-mapped"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ConsoleReady:
-    kind: ClassVar[str] = "console-ready"
+class InitPid(Message):
+    kind = "init-pid"
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
-    kind: ClassVar[str] = "ready"
+class ConsoleReady(Message):
+    kind = "console-ready"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
-    kind: ClassVar[str] = "commit"
+class Ready(Message):
+    kind = "ready"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
-    message: str
-    kind: ClassVar[str] = "failure"
+class Commit(Message):
+    kind = "commit"
+    __slots__ = ()
 
 
-Message = UsernsRequest | UsernsMapped | InitPid | ConsoleReady | Ready | Commit | Failure
+class Failure(Message):
+    kind = "failure"
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
 
 _TYPES: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (UsernsRequest, UsernsMapped, InitPid, ConsoleReady, Ready, Commit, Failure)
 }
+
+_MAX_FDS = 4
 
 
 class ProtocolError(CoveError):
@@ -96,40 +116,60 @@ class PeerGone(ProtocolError):
     """End of file: the other process exited (or, for exec, exec'd successfully)."""
 
 
-def send(sock: socket.socket, message: Message, fds: list[int] | None = None) -> None:
-    payload = json.dumps({"kind": message.kind, **asdict(message)}).encode()
+class SetupFailed(CoveError):
+    """The child or init reported a failure; its message is the user-facing error."""
+
+
+def send(sock: socket, message: Message, fds: list[int] | None = None) -> None:
+    payload = jsonc.dumps({"kind": message.kind, **message.payload()}).encode()
     if fds:
-        socket.send_fds(sock, [payload], fds)
+        sock.sendmsg([payload], [(SOL_SOCKET, SCM_RIGHTS, pack_fds(fds))])
     else:
         sock.send(payload)
 
 
-def receive(sock: socket.socket) -> tuple[Message, list[int]]:
+def receive(sock: socket) -> tuple[Message, list[int]]:
     try:
-        data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
+        data, ancillary, _flags, _addr = sock.recvmsg(65536, CMSG_LEN(_MAX_FDS * 4))
     except ConnectionResetError:
-        data, fds = b"", []
+        data, ancillary = b"", []
+    fds: list[int] = []
+    for level, kind, cmsg in ancillary:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS:
+            fds.extend(unpack_fds(cmsg))
     if not data:
+        _close_all(fds)
         raise PeerGone("the container process exited during setup")
     try:
-        fields = json.loads(data)
+        fields = jsonc.loads(data)
         cls = _TYPES[fields.pop("kind")]
         return cls(**fields), fds
-    except (ValueError, KeyError, TypeError) as exc:
-        for fd in fds:
-            os.close(fd)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        _close_all(fds)
         raise ProtocolError(f"malformed message from the container process: {exc}") from None
 
 
-def expect(sock: socket.socket, expected: type[Message]) -> tuple[Message, list[int]]:
+def expect(sock: socket, expected: type[Message]) -> tuple[Message, list[int]]:
     """Receive the next message; a Failure becomes an exception carrying its text."""
     message, fds = receive(sock)
     if isinstance(message, Failure):
         raise SetupFailed(message.message)
     if not isinstance(message, expected):
+        _close_all(fds)
         raise ProtocolError(f"expected {expected.kind!r}, got {message.kind!r}")
     return message, fds
 
 
-class SetupFailed(CoveError):
-    """The child or init reported a failure; its message is the user-facing error."""
+def pack_fds(fds: list[int]) -> bytes:
+    """SCM_RIGHTS payload: C ints (struct instead of array: array imports collections)."""
+    return struct.pack(f"{len(fds)}i", *fds)
+
+
+def unpack_fds(data: bytes) -> list[int]:
+    count = len(data) // 4
+    return list(struct.unpack(f"{count}i", data[: count * 4]))
+
+
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        os.close(fd)

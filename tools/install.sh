@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install cove and what it needs on Debian 12, as root. Idempotent.
+#   tools/install.sh          the runtime and what the demo needs
+#   tools/install.sh --test   also the reference runtimes and the test tools
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${COVE_VENV:-/opt/cove/venv}
+bindir=${COVE_BINDIR:-/usr/local/bin}
+with_tests=0
+[ "${1:-}" = "--test" ] && with_tests=1
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install.sh: run as root (containers need it)" >&2
+  exit 1
+fi
+
+packages=(python3 python3-venv busybox-static)
+if [ "$with_tests" = 1 ]; then
+  packages+=(runc crun gcc libc6-dev procps util-linux iproute2)
+fi
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's python3 in a venv: PEP 668 keeps the system site-packages for apt.
+[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+extras=""
+[ "$with_tests" = 1 ] && extras="[test]"
+"$venv/bin/pip" install -q --disable-pip-version-check -e "$repo$extras"
+# Bytecode is written now, once: every cove-runtime call starts a fresh interpreter, and an
+# environment with PYTHONDONTWRITEBYTECODE would otherwise recompile each module each time.
+"$venv/bin/python" -m compileall -q "$repo/src/cove"
+
+# The launcher runs python with -I -S: no site-packages scan and no .pth hooks at each start
+# (a few milliseconds of every runtime call); cove's own path is fixed here instead.
+src=$("$venv/bin/python" -c 'import cove, os; print(os.path.dirname(os.path.dirname(cove.__file__)))')
+write_launcher() {
+  local name=$1 module=$2 target="$bindir/$1"
+  cat > "$target.tmp" <<LAUNCHER
+#!$venv/bin/python -IS
+import sys
+sys.path.insert(0, "$src")
+from $module import main
+main()
+LAUNCHER
+  chmod 755 "$target.tmp"
+  mv "$target.tmp" "$target"
+}
+write_launcher cove-runtime cove.cli.runtime
+echo "cove installed: $bindir/cove-runtime ($("$bindir/cove-runtime" --version | head -1))"
