@@ -13,7 +13,12 @@ import resource
 from cove.errors import InvalidSpec
 from cove.oci.data import Data
 from cove.oci.runtime_spec import Device, IDMapping, Process, Spec, TimeOffset
+from cove.runtime import capabilities
 from cove.sys import constants as c
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.runtime.capabilities import CapabilitySets
 
 # Mount options that set (True) or clear (False) a flag; anything else is fs data.
 _MOUNT_FLAGS: dict[str, tuple[bool, int]] = {
@@ -92,6 +97,7 @@ class ProcessConfig(Data):
     __slots__ = (
         "additional_gids",
         "args",
+        "capabilities",
         "console_size",
         "cwd",
         "env",
@@ -118,7 +124,9 @@ class ProcessConfig(Data):
         rlimits: tuple[tuple[int, int, int], ...],
         no_new_privileges: bool,
         oom_score_adj: int | None,
+        capabilities: CapabilitySets | None = None,
     ) -> None:
+        self.capabilities = capabilities
         self.args = args
         self.env = env
         self.cwd = cwd
@@ -309,6 +317,11 @@ def convert_process(process: Process) -> ProcessConfig:
         rlimits=tuple(rlimits),
         no_new_privileges=process.no_new_privileges,
         oom_score_adj=process.oom_score_adj,
+        capabilities=None
+        if process.capabilities is None
+        else capabilities.clamp_to_available(
+            capabilities.convert(process.capabilities), capabilities.own_bounding_set()
+        ),
     )
 
 

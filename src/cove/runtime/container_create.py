@@ -7,7 +7,7 @@ import time
 
 from cove.errors import InvalidArgument
 from cove.oci.data import Data
-from cove.oci.runtime_spec import load_spec
+from cove.oci.runtime_spec import IDMapping, load_spec
 from cove.runtime.cgroups import CgroupManager, cgroup_relpath
 from cove.runtime.cgroups.layout import host_layout
 from cove.runtime.config import ContainerConfig
@@ -88,7 +88,7 @@ def create_container(
         record.cgroup_paths = cgroup.paths
         store.save(record)  # still marked creating: names what to sweep after a crash
         cgroup.create()
-        os.mkfifo(store.fifo_path(container_id), 0o622)
+        _make_exec_fifo(store.fifo_path(container_id), config)
         init = launch_init(
             config,
             sys,
@@ -115,6 +115,21 @@ def create_container(
     finally:
         os.close(lock_fd)
     return record
+
+
+def _make_exec_fifo(path: str, config: ContainerConfig) -> None:
+    """The FIFO init blocks on; writable by the container's root, even in a user namespace."""
+    os.mkfifo(path, 0o622)
+    os.chmod(path, 0o622)  # mkfifo applies the umask
+    os.chown(path, _host_id(config.uid_mappings), _host_id(config.gid_mappings))
+
+
+def _host_id(mappings: tuple[IDMapping, ...]) -> int:
+    """The host id that id 0 inside the container maps to (0 without a user namespace)."""
+    for mapping in mappings:
+        if mapping.container_id == 0:
+            return mapping.host_id
+    return 0
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -4,7 +4,8 @@ Order (each step a function, so the sequence reads as a list and tests can check
 1. make `/` private (or linux.rootfsPropagation) so nothing propagates to the host;
 2. bind the rootfs onto itself so it is a mount point pivot_root accepts;
 3. the config's mounts in order, destinations resolved inside the rootfs;
-4. /dev: default devices, linux.devices, standard symlinks (when /dev is mounted);
+4. /dev: default devices, linux.devices, standard symlinks (when /dev is mounted), and
+   process.cwd when it is missing;
 5. pivot_root (or chroot with MS_MOVE for --no-pivot) and detach the old root;
 6. after the switch: sysctls, readonlyPaths, maskedPaths, and root.readonly last.
 """
@@ -18,7 +19,7 @@ from cove.errors import RootfsError, SyscallFailed
 from cove.runtime.cgroups.layout import Layout
 from cove.runtime.config import ContainerConfig, MountEntry
 from cove.runtime.devices import DEFAULT_DEVICES, create_dev_symlinks, create_devices
-from cove.runtime.rootpath import ensure_mountpoint, resolve_in_root
+from cove.runtime.rootpath import ensure_mountpoint, make_parents, resolve_in_root
 from cove.sys import constants as c
 
 TYPE_CHECKING = False
@@ -44,6 +45,10 @@ def prepare_rootfs(sys: Syscalls, config: ContainerConfig, cgroups: Layout | Non
         create_devices(sys, config.rootfs, DEFAULT_DEVICES, config.has_user_namespace)
         create_dev_symlinks(config.rootfs)
     create_devices(sys, config.rootfs, config.devices, config.has_user_namespace)
+    # As runc: a missing working directory is created (inside the rootfs, as root).
+    cwd = resolve_in_root(config.rootfs, config.process.cwd)
+    if not os.path.lexists(cwd):
+        make_parents(config.rootfs, cwd)
 
 
 def mount_entry(

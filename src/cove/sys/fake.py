@@ -48,6 +48,9 @@ class RecordingSyscalls:
         self._record("prctl", option, arg2, arg3)
         return 0
 
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        self._record("capset", effective, permitted, inheritable)
+
     def setgroups(self, gids: list[int]) -> None:
         self._record("setgroups", list(gids))
 

@@ -74,6 +74,16 @@ class LinuxSyscalls:
             raise _fail(f"prctl({option})")
         return result
 
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        # _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        data = (ctypes.c_uint32 * 6)(
+            effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF,
+            effective >> 32, permitted >> 32, inheritable >> 32,
+        )  # fmt: skip
+        if _libc.capset(header, data) != 0:
+            raise _fail("capset")
+
     def setgroups(self, gids: list[int]) -> None:
         array = (ctypes.c_uint * len(gids))(*gids)
         if _libc.setgroups(ctypes.c_size_t(len(gids)), array) != 0:

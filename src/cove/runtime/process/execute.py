@@ -7,8 +7,9 @@ import resource
 import stat
 
 from cove.errors import ExecutableNotFound, ProcessSetupError, SyscallFailed
+from cove.runtime import capabilities
 from cove.runtime.config import ProcessConfig
-from cove.sys.constants import PR_SET_NO_NEW_PRIVS
+from cove.sys.constants import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +70,12 @@ def apply_limits(process: ProcessConfig) -> None:
 
 
 def switch_user(sys: Syscalls, process: ProcessConfig, setgroups_allowed: bool) -> None:
-    """Groups, gid, then uid (dropping root last), umask, cwd, no_new_privs."""
+    """Bounding set, groups, gid, then uid (dropping root last), capabilities, umask, cwd,
+    no_new_privs."""
+    caps = process.capabilities
+    if caps is not None:
+        capabilities.drop_bounding(sys, caps.bounding)
+        sys.prctl(PR_SET_KEEPCAPS, 1)  # keep the permitted set across setresuid
     try:
         if setgroups_allowed:
             sys.setgroups(list(process.additional_gids))
@@ -79,6 +85,8 @@ def switch_user(sys: Syscalls, process: ProcessConfig, setgroups_allowed: bool) 
         raise ProcessSetupError(
             f"process.user: cannot switch to uid {process.uid} gid {process.gid}: {exc}"
         ) from None
+    if caps is not None:
+        capabilities.apply_sets(sys, caps)
     os.umask(0o022 if process.umask is None else process.umask)
     try:
         os.chdir(process.cwd)
