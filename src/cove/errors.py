@@ -88,3 +88,4 @@ class SyscallFailed(CoveError):
     def __init__(self, what: str, errno: int, strerror: str) -> None:
         super().__init__(f"{what}: {strerror}")
         self.errno = errno
+        self.strerror = strerror

@@ -38,7 +38,16 @@ _LOCKED_FLAGS = {
 def prepare_rootfs(sys: Syscalls, config: ContainerConfig, cgroups: Layout | None) -> None:
     """Steps 1 to 4: everything done while the host's paths are still visible."""
     sys.mount("", "/", "", config.rootfs_propagation)
-    sys.mount(config.rootfs, config.rootfs, "", c.MS_BIND | c.MS_REC)
+    try:
+        sys.mount(config.rootfs, config.rootfs, "", c.MS_BIND | c.MS_REC)
+    except SyscallFailed as exc:
+        hint = ""
+        if exc.errno == errno.EACCES and config.has_user_namespace:
+            hint = (
+                " (in a user namespace the container's root must be able to reach the "
+                "rootfs: check the permissions of its parent folders)"
+            )
+        raise RootfsError(f"root.path: cannot use {config.rootfs}: {exc.strerror}{hint}") from None
     for entry in config.mounts:
         mount_entry(sys, config, entry, cgroups)
     if config.mounts_dev:

@@ -132,6 +132,8 @@ class Store:
             with open(path) as state_file:
                 data = jsonc.loads(state_file.read())
         except FileNotFoundError:
+            # A create killed before its first write leaves only the directory.
+            self._sweep_if_stale(container_id)
             raise NoSuchContainer(container_id) from None
         except (OSError, ValueError) as exc:
             raise StateCorrupt(f"container {container_id!r}: unreadable state: {exc}") from None
