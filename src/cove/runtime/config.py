@@ -216,7 +216,7 @@ class ContainerConfig(Data):
 
     @property
     def mounts_dev(self) -> bool:
-        return any(m.destination == "/dev" for m in self.mounts)
+        return any(m.destination.rstrip("/") == "/dev" for m in self.mounts)
 
     @classmethod
     def from_spec(cls, spec: Spec, container_id: str, bundle: str) -> ContainerConfig:
@@ -360,7 +360,7 @@ def convert_mount(
         raise InvalidSpec(f"mounts[{index}]: mount of {destination!r} has no type")
     return MountEntry(
         source=source,
-        destination=os.path.normpath(destination),
+        destination=destination,
         fstype=fstype,
         flags=flags,
         data=",".join(data),

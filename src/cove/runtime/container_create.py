@@ -97,6 +97,7 @@ def create_container(
             on_console,
             no_pivot=options.no_pivot,
             preserve_fds=options.preserve_fds,
+            new_keyring=not options.no_new_keyring,
         )
         record.pid = init.pid
         record.pid_start = start_time(init.pid) or 0

@@ -24,6 +24,8 @@ from cove.sys import constants as c
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cove.sys import Syscalls
 
 # Flags that survive a bind remount only if repeated (the kernel locks them in a userns).
@@ -35,8 +37,17 @@ _LOCKED_FLAGS = {
 }
 
 
-def prepare_rootfs(sys: Syscalls, config: ContainerConfig, cgroups: Layout | None) -> None:
-    """Steps 1 to 4: everything done while the host's paths are still visible."""
+def prepare_rootfs(
+    sys: Syscalls,
+    config: ContainerConfig,
+    cgroups: Layout | None,
+    before_cgroup: Callable[[], None] | None = None,
+) -> None:
+    """Steps 1 to 4: everything done while the host's paths are still visible.
+
+    `before_cgroup` runs before the first cgroup filesystem is mounted: init uses it to
+    enter its cgroup namespace, which must exist by then.
+    """
     sys.mount("", "/", "", config.rootfs_propagation)
     try:
         sys.mount(config.rootfs, config.rootfs, "", c.MS_BIND | c.MS_REC)
@@ -49,6 +60,8 @@ def prepare_rootfs(sys: Syscalls, config: ContainerConfig, cgroups: Layout | Non
             )
         raise RootfsError(f"root.path: cannot use {config.rootfs}: {exc.strerror}{hint}") from None
     for entry in config.mounts:
+        if before_cgroup is not None and entry.fstype in ("cgroup", "cgroup2"):
+            before_cgroup()
         mount_entry(sys, config, entry, cgroups)
     if config.mounts_dev:
         create_devices(sys, config.rootfs, DEFAULT_DEVICES, config.has_user_namespace)

@@ -1,7 +1,10 @@
 """Resolve a container path inside the rootfs, as if the rootfs were `/`.
 
-Symlinks are followed but resolved relative to the rootfs, and `..` stops at its top, so
-a hostile image cannot make the runtime mount or create anything outside the rootfs.
+Symlinks are followed but resolved relative to the rootfs: an absolute link means the
+container's own root, as it will once the container runs. A `..` that would climb above
+the root, written in the path or reached through a link, is an escape attempt and an
+error, so a hostile image or config cannot make the runtime mount or create anything
+outside the rootfs.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ def resolve_in_root(root: str, path: str) -> str:
         if part == ".":
             continue
         if part == "..":
-            if resolved:
-                resolved.pop()
+            if not resolved:
+                raise PathEscapesRoot(f"{path!r} leads outside the container's root")
+            resolved.pop()
             continue
         candidate = os.path.join(root, *resolved, part)
         try:

@@ -51,6 +51,9 @@ class RecordingSyscalls:
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         self._record("capset", effective, permitted, inheritable)
 
+    def join_session_keyring(self, name: str) -> None:
+        self._record("join_session_keyring", name)
+
     def setgroups(self, gids: list[int]) -> None:
         self._record("setgroups", list(gids))
 

@@ -8,7 +8,10 @@ import os
 from cove.errors import SyscallFailed
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_SYS_PIVOT_ROOT = 155 if os.uname().machine == "x86_64" else 41
+_X86_64 = os.uname().machine == "x86_64"
+_SYS_PIVOT_ROOT = 155 if _X86_64 else 41
+_SYS_KEYCTL = 250 if _X86_64 else 219
+_KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 def _fail(what: str) -> SyscallFailed:
@@ -83,6 +86,10 @@ class LinuxSyscalls:
         )  # fmt: skip
         if _libc.capset(header, data) != 0:
             raise _fail("capset")
+
+    def join_session_keyring(self, name: str) -> None:
+        if _libc.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, _cstr(name)) < 0:
+            raise _fail(f"keyctl(join session keyring {name!r})")
 
     def setgroups(self, gids: list[int]) -> None:
         array = (ctypes.c_uint * len(gids))(*gids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,47 @@ def test_failed_create_is_explained_and_cleaned(
     b2 = bundle("again")
     rt.create(b2, container_id).check()
     assert rt.status(container_id) == "created"
+
+
+@pytest.mark.parametrize(
+    ("destination", "link"),
+    [
+        ("/../../../tmp/cove-escape", None),
+        ("/evil/inside", "../../../../../../tmp"),
+    ],
+    ids=["dotdot", "relative-symlink"],
+)
+def test_mount_destination_escaping_the_rootfs_is_refused(
+    destination: str,
+    link: str | None,
+    make_runtime: Callable[[str], Runtime],
+    bundle: Callable[..., Bundle],
+) -> None:
+    rt = make_runtime("cove")
+    b = bundle()
+    if link is not None:
+        (b.rootfs / "evil").symlink_to(link)
+    b.config["mounts"].append({"destination": destination, "type": "tmpfs", "source": "tmpfs"})
+    container_id = rt.new_id("escape")
+    res = rt.create(b, container_id)
+    assert res.returncode == 1, res.describe()
+    assert "outside the container's root" in res.stderr and destination in res.stderr
+    assert not Path("/tmp/cove-escape").exists()
+    assert not (rt.root / container_id).exists()
+
+
+def test_absolute_symlink_destination_stays_inside(
+    make_runtime: Callable[[str], Runtime], bundle: Callable[..., Bundle], tmp_path: Path
+) -> None:
+    """An absolute link means the container's root: the mount lands inside the rootfs."""
+    rt = make_runtime("cove")
+    b = bundle()
+    host_dir = tmp_path / "host-side"
+    host_dir.mkdir()
+    (b.rootfs / "abs").symlink_to(str(host_dir))
+    b.config["mounts"].append({"destination": "/abs/inside", "type": "tmpfs", "source": "tmpfs"})
+    b.process["args"] = ["sh", "-c", "grep -c ' /abs/inside\\| /.*/inside ' /proc/self/mounts"]
+    res = rt.run(b, b.id)
+    res.check()
+    assert not (host_dir / "inside").exists()
+    assert (b.rootfs / str(host_dir).lstrip("/") / "inside").is_dir()

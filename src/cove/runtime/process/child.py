@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 class ChildPlan(Data):
     """What the child does before forking; the same shape for create and exec."""
 
-    __slots__ = ("cgroup", "join", "new_namespaces", "sock", "sys", "time_offsets")
+    __slots__ = (
+        "cgroup", "defer_cgroup_namespace", "join", "new_namespaces", "sock", "sys",
+        "time_offsets",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -35,6 +38,7 @@ class ChildPlan(Data):
         join: list[tuple[int, int]] | None = None,
         new_namespaces: int = 0,
         cgroup: CgroupManager | None = None,
+        defer_cgroup_namespace: bool = False,
         time_offsets: dict[str, TimeOffset] | None = None,
     ) -> None:
         self.sock = sock
@@ -43,6 +47,8 @@ class ChildPlan(Data):
         self.join = [] if join is None else join
         self.new_namespaces = new_namespaces
         self.cgroup = cgroup
+        # Create the cgroup namespace later, in init, once it is in its cgroup.
+        self.defer_cgroup_namespace = defer_cgroup_namespace
         self.time_offsets = {} if time_offsets is None else time_offsets
 
 
@@ -62,6 +68,8 @@ def run_child(plan: ChildPlan, grandchild: Callable[[], NoReturn]) -> NoReturn:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             new &= ~c.CLONE_NEWUSER
+        if plan.defer_cgroup_namespace:
+            new &= ~c.CLONE_NEWCGROUP
         if new:
             plan.sys.unshare(new)
         if plan.time_offsets:

@@ -8,9 +8,11 @@ Its steps, in order (each a call below, with room for capabilities and seccomp):
 
 from __future__ import annotations
 
+import errno
 import os
 import sys as _sys
 
+from cove.errors import ProcessSetupError, SyscallFailed
 from cove.oci.data import Data
 from cove.runtime import rootfs, terminal
 from cove.runtime.cgroups.layout import Layout, host_layout
@@ -18,7 +20,7 @@ from cove.runtime.config import ContainerConfig
 from cove.runtime.process import execute, protocol
 from cove.runtime.process.child import report_failure
 from cove.runtime.store import EXEC_FIFO
-from cove.sys.constants import MS_BIND
+from cove.sys.constants import CLONE_NEWCGROUP, MS_BIND
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 
 
 class InitPlan(Data):
-    __slots__ = ("config", "no_pivot", "preserve_fds", "sock", "state_dir_fd", "sys")
+    __slots__ = (
+        "config", "new_keyring", "no_pivot", "preserve_fds", "sock", "state_dir_fd", "sys",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -39,7 +43,9 @@ class InitPlan(Data):
         state_dir_fd: int,
         no_pivot: bool = False,
         preserve_fds: int = 0,
+        new_keyring: bool = True,
     ) -> None:
+        self.new_keyring = new_keyring
         self.config = config
         self.sock = sock
         self.sys = sys
@@ -51,8 +57,12 @@ class InitPlan(Data):
 def run_init(plan: InitPlan) -> NoReturn:
     config, sys = plan.config, plan.sys
     try:
+        if plan.new_keyring:
+            _join_new_keyring(sys, config.id)
         layout = _cgroup_layout(config)
-        rootfs.prepare_rootfs(sys, config, layout)
+        gate = CgroupGate(plan)
+        rootfs.prepare_rootfs(sys, config, layout, before_cgroup=gate.wait)
+        gate.wait()
         rootfs.switch_root(sys, config.rootfs, plan.no_pivot)
         if config.process.terminal:
             _setup_console(plan)
@@ -78,6 +88,34 @@ def run_init(plan: InitPlan) -> NoReturn:
         _sys.stderr.write(f"cove-runtime: init: {exc}\n")
         _sys.stderr.flush()
     os._exit(127)
+
+
+class CgroupGate:
+    """Waits, once, for the parent to have moved init into its cgroup (protocol step 4),
+    then creates the cgroup namespace, whose root is the cgroup init is in."""
+
+    def __init__(self, plan: InitPlan) -> None:
+        self.plan = plan
+        self.passed = False
+
+    def wait(self) -> None:
+        if self.passed:
+            return
+        protocol.expect(self.plan.sock, protocol.CgroupJoined)
+        if self.plan.config.new_namespaces & CLONE_NEWCGROUP:
+            self.plan.sys.unshare(CLONE_NEWCGROUP)
+        self.passed = True
+
+
+def _join_new_keyring(sys: Syscalls, container_id: str) -> None:
+    """A session keyring of the container's own, so it cannot read the caller's keys."""
+    try:
+        sys.join_session_keyring(f"_ses.{container_id}")
+    except SyscallFailed as exc:
+        if exc.errno != errno.ENOSYS:  # no keyrings in this kernel: nothing to isolate
+            raise ProcessSetupError(
+                f"cannot create a session keyring: {exc.strerror} (--no-new-keyring skips it)"
+            ) from None
 
 
 def _cgroup_layout(config: ContainerConfig) -> Layout | None:

@@ -68,6 +68,7 @@ def launch_init(
     on_console: ConsoleHandler | None,
     no_pivot: bool = False,
     preserve_fds: int = 0,
+    new_keyring: bool = True,
 ) -> StartedProcess:
     from cove.runtime.process.init import InitPlan, run_init
 
@@ -78,10 +79,10 @@ def launch_init(
         sys=sys,
         join=join,
         new_namespaces=config.new_namespaces,
-        cgroup=cgroup,
         time_offsets=config.time_offsets,
+        defer_cgroup_namespace=True,
     )
-    init_plan = InitPlan(config, child_sock, sys, state_dir_fd, no_pivot, preserve_fds)
+    init_plan = InitPlan(config, child_sock, sys, state_dir_fd, no_pivot, preserve_fds, new_keyring)
     child = os.fork()
     if child == 0:
         parent_sock.close()
@@ -92,6 +93,10 @@ def launch_init(
     init_pid = 0
     try:
         init_pid = _talk_to_child(parent_sock, child, config.uid_mappings, config.gid_mappings)
+        # Step 4: while init prepares its mounts, move it into its cgroup.
+        if cgroup is not None:
+            cgroup.join(init_pid)
+        protocol.send(parent_sock, protocol.CgroupJoined())
         if config.process.terminal:
             _receive_console(parent_sock, on_console)
         protocol.expect(parent_sock, protocol.Ready)

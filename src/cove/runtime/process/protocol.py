@@ -14,19 +14,24 @@ message, encoded as JSON.
                                          uid_map and gid_map (only with a new userns)
   2     parent  child   UsernsMapped     the maps are written; the child becomes root in it
   3     child   parent  InitPid          init exists, with this host pid; the child exits
-  4     init    parent  ConsoleReady     (terminal only) the pty master rides along as
+  4     parent  init    CgroupJoined     the parent moved init into the container's cgroup
+                                         (a v1 move waits for an RCU grace period, ~8 ms:
+                                         init prepares its mounts meanwhile and waits for
+                                         this only before it creates its cgroup namespace)
+  5     init    parent  ConsoleReady     (terminal only) the pty master rides along as
                                          SCM_RIGHTS; the parent passes it on
-  5     init    parent  Ready            rootfs done, executable found
-  6     parent  init    Commit           the parent recorded the container's state; init
+  6     init    parent  Ready            rootfs done, executable found
+  7     parent  init    Commit           the parent recorded the container's state; init
                                          now waits on the exec FIFO until `start`
   any   child,  parent  Failure          setup failed: the message says why; the parent
         init                             kills what exists and removes all it created
 
-For `exec` the table stops at step 5 and Ready is sent just before execve: the socket is
+For `exec` the child joins the cgroup itself (no step 4), the table stops at step 6, and
+Ready is sent just before execve: the socket is
 close-on-exec, so end-of-file after Ready means the program runs; a Failure after Ready
 means execve itself failed.
 
-Until step 6 every wait of the child and init is a read on this socket, so if the parent
+Until step 7 every wait of the child and init is a read on this socket, so if the parent
 dies (kill -9 of `create`), they read end-of-file and exit: nothing keeps running. The
 state directory such a parent leaves is swept by the next command that meets it
 (see runtime.store).
@@ -77,6 +82,11 @@ class InitPid(Message):
         self.pid = pid
 
 
+class CgroupJoined(Message):
+    kind = "cgroup-joined"
+    __slots__ = ()
+
+
 class ConsoleReady(Message):
     kind = "console-ready"
     __slots__ = ()
@@ -102,7 +112,16 @@ class Failure(Message):
 
 _TYPES: dict[str, type[Message]] = {
     cls.kind: cls
-    for cls in (UsernsRequest, UsernsMapped, InitPid, ConsoleReady, Ready, Commit, Failure)
+    for cls in (
+        UsernsRequest,
+        UsernsMapped,
+        InitPid,
+        CgroupJoined,
+        ConsoleReady,
+        Ready,
+        Commit,
+        Failure,
+    )
 }
 
 _MAX_FDS = 4
