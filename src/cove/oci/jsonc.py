@@ -67,6 +67,14 @@ def dumps(value: Any) -> str:
     return "".join(parts)
 
 
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return {True: "true", False: "false", None: "null"}[key]
+    return str(key)
+
+
 def _encode(value: Any, parts: list[str]) -> None:
     if isinstance(value, str):
         parts.append(_quote(value))
@@ -83,7 +91,7 @@ def _encode(value: Any, parts: list[str]) -> None:
         for index, (key, item) in enumerate(value.items()):
             if index:
                 parts.append(", ")
-            parts.append(_quote(str(key)))
+            parts.append(_quote(_key(key)))
             parts.append(": ")
             _encode(item, parts)
         parts.append("}")

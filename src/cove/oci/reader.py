@@ -20,7 +20,7 @@ class Field:
         self.path = path
 
     def fail(self, problem: str) -> InvalidSpec:
-        return InvalidSpec(f"{self.path}: {problem}")
+        return InvalidSpec(f"{self.path or 'the document'}: {problem}")
 
     def _child_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key

@@ -59,7 +59,9 @@ def create_devices(
 
 def create_dev_symlinks(rootfs: str) -> None:
     for target, link in DEV_SYMLINKS:
-        host_link = resolve_in_root(rootfs, link)
+        # Resolve the folder only: the link itself may exist (and point anywhere).
+        parent, name = os.path.split(link)
+        host_link = os.path.join(resolve_in_root(rootfs, parent), name)
         if os.path.lexists(host_link):
             continue
         os.symlink(target, host_link)

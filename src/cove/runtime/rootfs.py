@@ -48,7 +48,10 @@ def prepare_rootfs(
     `before_cgroup` runs before the first cgroup filesystem is mounted: init uses it to
     enter its cgroup namespace, which must exist by then.
     """
-    sys.mount("", "/", "", config.rootfs_propagation)
+    try:
+        sys.mount("", "/", "", config.rootfs_propagation)
+    except SyscallFailed as exc:
+        raise RootfsError(f"linux.rootfsPropagation: cannot apply it to /: {exc}") from None
     try:
         sys.mount(config.rootfs, config.rootfs, "", c.MS_BIND | c.MS_REC)
     except SyscallFailed as exc:

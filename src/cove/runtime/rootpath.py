@@ -57,6 +57,7 @@ def resolve_in_root(root: str, path: str) -> str:
 
 def make_parents(root: str, host_path: str) -> None:
     """mkdir -p for a path already resolved by `resolve_in_root` (so inside `root`)."""
+    host_path = os.path.normpath(host_path)
     if not (host_path == root or host_path.startswith(root.rstrip("/") + "/")):
         raise PathEscapesRoot(f"{host_path!r} is outside the container root {root!r}")
     os.makedirs(host_path, mode=0o755, exist_ok=True)

@@ -69,7 +69,7 @@ class ContainerRecord(Data):
         self.creating = creating
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self._fields}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerRecord:
@@ -81,7 +81,7 @@ def _is_valid_id(name: str) -> bool:
     return (
         bool(name)
         and name not in (".", "..")
-        and all(ch.isalnum() or ch in _ID_PUNCTUATION for ch in name)
+        and all((ch.isascii() and ch.isalnum()) or ch in _ID_PUNCTUATION for ch in name)
     )
 
 

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from cove.sys import Syscalls
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_RLIMIT_NAMES = {getattr(resource, n): n for n in dir(resource) if n.startswith("RLIMIT_")}
+_RLIMIT_NAMES: dict[int, str] = {}
+for _name in dir(resource):  # sorted: RLIMIT_NOFILE comes before its alias RLIMIT_OFILE
+    if _name.startswith("RLIMIT_"):
+        _RLIMIT_NAMES.setdefault(getattr(resource, _name), _name)
 
 
 def find_executable(name: str, env: tuple[str, ...]) -> str:

@@ -61,7 +61,7 @@ class Message(Data):
     __slots__: tuple[str, ...] = ()
 
     def payload(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self._fields}
 
 
 class UsernsRequest(Message):
@@ -172,6 +172,7 @@ def expect(sock: socket, expected: type[Message]) -> tuple[Message, list[int]]:
     """Receive the next message; a Failure becomes an exception carrying its text."""
     message, fds = receive(sock)
     if isinstance(message, Failure):
+        _close_all(fds)
         raise SetupFailed(message.message)
     if not isinstance(message, expected):
         _close_all(fds)
