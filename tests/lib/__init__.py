@@ -1,0 +1,1 @@
+"""Shared helpers for cove's tests: runtime drivers, bundles, probe parsing."""
