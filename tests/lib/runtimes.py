@@ -420,8 +420,9 @@ class Runtime:
         for cid in self._tracked:
             for path in leaked_cgroups(cid):
                 problems.append(f"cgroup left behind: {path}")
-                with contextlib.suppress(OSError):
-                    path.rmdir()
+                # A killed task may linger as a zombie until PID 1 reaps it (1-2 s on these
+                # machines), keeping the cgroup busy: retry the removal for a while.
+                wait_for(partial(_try_rmdir, path), timeout=5.0, interval=0.05)
         leaked_mounts: builtins.list[str] = []
         for base in self.watch:
             leaked_mounts += [m for m in mounts_under(base) if m not in leaked_mounts]
@@ -462,6 +463,16 @@ def mounts_under(path: Path) -> list[str]:
         if mnt == base or mnt.startswith(base.rstrip("/") + "/"):
             found.append(mnt)
     return found
+
+
+def _try_rmdir(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 # -- cgroup leak detection ---------------------------------------------------

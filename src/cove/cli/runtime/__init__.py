@@ -79,6 +79,12 @@ def run(args: list[str]) -> int:
             return 0
         if verb not in VERBS:
             raise InvalidArgument(f"unknown command {verb!r} (see cove-runtime --help)")
+        prewarm_pid = 0
+        if verb in ("create", "run", "exec"):
+            # Before importing the verb: see cove.runtime.cgroups.prewarm.
+            from cove.runtime.cgroups.prewarm import start_prewarm
+
+            prewarm_pid = start_prewarm()
         if options.systemd_cgroup:
             _log(
                 options,
@@ -90,7 +96,13 @@ def run(args: list[str]) -> int:
         name = f"cove.cli.runtime.verb_{verb}"
         __import__(name)
         module = sys.modules[name]
-        status: int = module.run(options, verb_args)
+        try:
+            status: int = module.run(options, verb_args)
+        finally:
+            if prewarm_pid:
+                from cove.runtime.cgroups.prewarm import reap
+
+                reap(prewarm_pid)
         return status
     except CoveError as exc:
         _log(options, "error", str(exc))
