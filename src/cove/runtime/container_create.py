@@ -87,7 +87,6 @@ def create_container(
         )
         record.cgroup_paths = cgroup.paths
         store.save(record)  # still marked creating: names what to sweep after a crash
-        cgroup.create()
         _make_exec_fifo(store.fifo_path(container_id), config)
         init = launch_init(
             config,

@@ -70,6 +70,8 @@ def launch_init(
     preserve_fds: int = 0,
     new_keyring: bool = True,
 ) -> StartedProcess:
+    """Fork the setup child, create `cgroup` meanwhile and move init into it; returns once
+    init is Ready (protocol steps 1 to 6)."""
     from cove.runtime.process.init import InitPlan, run_init
 
     join = _open_paths(config.join_namespaces)
@@ -92,6 +94,13 @@ def launch_init(
         os.close(fd)
     init_pid = 0
     try:
+        if cgroup is not None:
+            # Made while the child builds namespaces and init its mounts.
+            try:
+                cgroup.create()
+            except BaseException:
+                _kill_and_reap(child)
+                raise
         init_pid = _talk_to_child(parent_sock, child, config.uid_mappings, config.gid_mappings)
         # Step 4: while init prepares its mounts, move it into its cgroup.
         if cgroup is not None:
