@@ -52,6 +52,9 @@ def prepare_rootfs(
         sys.mount("", "/", "", config.rootfs_propagation)
     except SyscallFailed as exc:
         raise RootfsError(f"linux.rootfsPropagation: cannot apply it to /: {exc}") from None
+    if config.rootfs_propagation & c.MS_SHARED:
+        # pivot_root refuses a new root whose parent mount is shared.
+        sys.mount("", _mountpoint_of(config.rootfs), "", c.MS_PRIVATE)
     try:
         sys.mount(config.rootfs, config.rootfs, "", c.MS_BIND | c.MS_REC)
     except SyscallFailed as exc:
@@ -153,8 +156,22 @@ def _mount_cgroup(
         raise RootfsError(f"mount {entry.destination}: {exc}") from None
 
 
-def switch_root(sys: Syscalls, rootfs: str, no_pivot: bool) -> None:
-    """Step 5: make the rootfs `/` and drop every path to the host's filesystem."""
+def _mountpoint_of(path: str) -> str:
+    """The mount point that `path` lives on (the longest one that is a prefix)."""
+    best = "/"
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].replace("\\040", " ")
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(
+                best
+            ):
+                best = point
+    return best
+
+
+def switch_root(sys: Syscalls, rootfs: str, no_pivot: bool, propagation: int = 0) -> None:
+    """Step 5: make the rootfs `/` and drop every path to the host's filesystem; a shared
+    rootfsPropagation is applied to the new `/` again (pivot_root needed it private)."""
     if no_pivot:
         os.chdir(rootfs)
         sys.mount(rootfs, "/", "", c.MS_MOVE)
@@ -174,6 +191,8 @@ def switch_root(sys: Syscalls, rootfs: str, no_pivot: bool) -> None:
     finally:
         os.close(old_root)
     os.chdir("/")
+    if propagation & c.MS_SHARED:
+        sys.mount("", "/", "", propagation)
 
 
 def finalize_rootfs(sys: Syscalls, config: ContainerConfig) -> None:

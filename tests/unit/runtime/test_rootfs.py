@@ -130,7 +130,22 @@ def test_rootfs_propagation_is_the_first_mount(
     config = make_config(spec_with([], rootfsPropagation="rshared"))
     prepare_rootfs(fake_sys, config, None)
     assert fake_sys.calls[0] == ("mount", "", "/", "", c.MS_SHARED | c.MS_REC, "")
-    assert len(fake_sys.calls) == 2
+    # pivot_root needs the rootfs's parent mount private: made so before the self-bind.
+    assert fake_sys.calls[1][0] == "mount" and fake_sys.calls[1][4] == c.MS_PRIVATE
+    assert config.rootfs.startswith(str(fake_sys.calls[1][2]).rstrip("/") + "/")
+    assert fake_sys.calls[2][4] == c.MS_BIND | c.MS_REC
+    assert len(fake_sys.calls) == 3
+
+
+def test_shared_propagation_is_applied_again_after_pivot(
+    fake_sys: RecordingSyscalls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "open", lambda *a, **k: 99)
+    monkeypatch.setattr(os, "close", lambda fd: None)
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    monkeypatch.setattr(os, "fchdir", lambda fd: None)
+    switch_root(fake_sys, "/rootfs", no_pivot=False, propagation=c.MS_SHARED | c.MS_REC)
+    assert fake_sys.calls[-1] == ("mount", "", "/", "", c.MS_SHARED | c.MS_REC, "")
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def run_init(plan: InitPlan) -> NoReturn:
         gate = CgroupGate(plan)
         rootfs.prepare_rootfs(sys, config, layout, before_cgroup=gate.wait)
         gate.wait()
-        rootfs.switch_root(sys, config.rootfs, plan.no_pivot)
+        rootfs.switch_root(sys, config.rootfs, plan.no_pivot, config.rootfs_propagation)
         if config.process.terminal:
             _setup_console(plan)
         rootfs.finalize_rootfs(sys, config)
