@@ -43,7 +43,11 @@ TARGET_VS_CRUN = 2.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PYTHON = Path("/opt/cove/venv/bin/python")
 DEFAULT_COVE = Path("/opt/cove/venv/bin/cove-runtime")
+# What `cove-runtime run` imports: the CLI, the verb, the syscalls and the init's modules.
 HOT_MODULE = "cove.cli.runtime"
+HOT_IMPORT = (
+    "import cove.cli.runtime, cove.cli.runtime.verb_run, cove.sys.linux, cove.runtime.process.init"
+)
 UNIFIED_MOUNT = Path("/sys/fs/cgroup/unified")
 # "$0" is the program to run, so the same wrapper can run crun or true.
 WRAPPER_SCRIPT = f'umount {UNIFIED_MOUNT} && exec "$0" "$@"'
@@ -401,7 +405,7 @@ def profile_imports(python: str, env: dict[str, str], runs: int, warmup: int) ->
     per_module: dict[str, tuple[list[int], list[int]]] = {}
     for i in range(warmup + runs):
         proc = subprocess.run(
-            [python, "-X", "importtime", "-c", f"import {HOT_MODULE}"],
+            [python, "-X", "importtime", "-c", HOT_IMPORT],
             capture_output=True,
             text=True,
             env=env,
@@ -441,9 +445,7 @@ def python_section(python: str, spawner: Spawner, runs: int, warmup: int) -> dic
         ("python -I -S -c pass", [python, "-I", "-S", "-c", "pass"], None),
     ]
     if env is not None:
-        probes.append(
-            (f"python -c 'import {HOT_MODULE}'", [python, "-c", f"import {HOT_MODULE}"], env)
-        )
+        probes.append(("python -c '<run path imports>'", [python, "-c", HOT_IMPORT], env))
 
     def probe(argv: list[str], penv: dict[str, str] | None) -> Callable[[int], dict[str, int]]:
         def once(_: int) -> dict[str, int]:
@@ -480,7 +482,7 @@ def python_section(python: str, spawner: Spawner, runs: int, warmup: int) -> dic
         return result
     result["importtime"] = prof
     print(
-        f"\n-X importtime, import {HOT_MODULE}: total cumulative "
+        f"\n-X importtime, {HOT_IMPORT}: total cumulative "
         f"{prof['total_cumulative_us_median']:.0f} us median "
         f"(min {prof['total_cumulative_us_min']}) over {runs} runs, "
         f"{prof['module_count']} modules beyond the {prof['startup_modules_excluded']} "
