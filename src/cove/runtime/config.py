@@ -12,12 +12,15 @@ import resource
 
 from cove.errors import InvalidSpec
 from cove.oci.data import Data
+from cove.oci.resources import LinuxResources, check_known, parse_resources
 from cove.oci.runtime_spec import Device, IDMapping, Process, Spec, TimeOffset
 from cove.runtime import capabilities
 from cove.sys import constants as c
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cove.runtime.capabilities import CapabilitySets
 
 # Mount options that set (True) or clear (False) a flag; anything else is fs data.
@@ -69,6 +72,10 @@ PROPAGATION_FLAGS: dict[str, int] = {
 _IGNORED_OPTIONS = frozenset({"tmpcopyup", "nocopyup", "copyup", "private-label"})
 
 
+def known_mount_options() -> set[str]:
+    return set(_MOUNT_FLAGS) | set(_IGNORED_OPTIONS)
+
+
 class MountEntry(Data):
     __slots__ = ("data", "destination", "flags", "fstype", "propagation", "source")
 
@@ -96,6 +103,7 @@ class MountEntry(Data):
 class ProcessConfig(Data):
     __slots__ = (
         "additional_gids",
+        "apparmor_profile",
         "args",
         "capabilities",
         "console_size",
@@ -105,6 +113,7 @@ class ProcessConfig(Data):
         "no_new_privileges",
         "oom_score_adj",
         "rlimits",
+        "selinux_label",
         "terminal",
         "uid",
         "umask",
@@ -125,7 +134,11 @@ class ProcessConfig(Data):
         no_new_privileges: bool,
         oom_score_adj: int | None,
         capabilities: CapabilitySets | None = None,
+        apparmor_profile: str = "",
+        selinux_label: str = "",
     ) -> None:
+        self.apparmor_profile = apparmor_profile
+        self.selinux_label = selinux_label
         self.capabilities = capabilities
         self.args = args
         self.env = env
@@ -153,11 +166,13 @@ class ContainerConfig(Data):
         "id",
         "join_namespaces",
         "masked_paths",
+        "mount_label",
         "mounts",
         "new_namespaces",
         "process",
         "readonly_paths",
         "readonly_root",
+        "resources",
         "rootfs",
         "rootfs_propagation",
         "sysctl",
@@ -186,6 +201,8 @@ class ContainerConfig(Data):
         sysctl: dict[str, str],
         time_offsets: dict[str, TimeOffset],
         cgroups_path: str,
+        resources: LinuxResources | None = None,
+        mount_label: str = "",
         annotations: dict[str, str] | None = None,
     ) -> None:
         self.id = id
@@ -208,6 +225,8 @@ class ContainerConfig(Data):
         self.sysctl = sysctl
         self.time_offsets = time_offsets
         self.cgroups_path = cgroups_path
+        self.resources = LinuxResources() if resources is None else resources
+        self.mount_label = mount_label
         self.annotations = {} if annotations is None else annotations
 
     @property
@@ -268,8 +287,15 @@ class ContainerConfig(Data):
             sysctl=spec.linux.sysctl,
             time_offsets=spec.linux.time_offsets,
             cgroups_path=spec.linux.cgroups_path,
+            resources=_resources(spec.linux.resources),
+            mount_label=spec.linux.mount_label,
             annotations=spec.annotations,
         )
+
+
+def _resources(raw: dict[str, Any]) -> LinuxResources:
+    check_known(raw)
+    return parse_resources(raw)
 
 
 def _namespaces(spec: Spec) -> tuple[int, dict[str, str]]:
@@ -317,6 +343,8 @@ def convert_process(process: Process) -> ProcessConfig:
         rlimits=tuple(rlimits),
         no_new_privileges=process.no_new_privileges,
         oom_score_adj=process.oom_score_adj,
+        apparmor_profile=process.apparmor_profile,
+        selinux_label=process.selinux_label,
         capabilities=None
         if process.capabilities is None
         else capabilities.clamp_to_available(

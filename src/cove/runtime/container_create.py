@@ -8,6 +8,7 @@ import time
 from cove.errors import InvalidArgument
 from cove.oci.data import Data
 from cove.oci.runtime_spec import IDMapping, load_spec
+from cove.runtime import lsm
 from cove.runtime.cgroups import CgroupManager, cgroup_relpath
 from cove.runtime.cgroups.layout import host_layout
 from cove.runtime.config import ContainerConfig
@@ -18,6 +19,8 @@ from cove.sys.constants import PR_SET_CHILD_SUBREAPER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cove.runtime.process.launcher import ConsoleHandler
     from cove.sys import Syscalls
 
@@ -55,8 +58,10 @@ def create_container(
     options: CreateOptions,
     sys: Syscalls,
     on_console: ConsoleHandler | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> ContainerRecord:
-    """Create the container; `on_console` receives the pty master when there is one."""
+    """Create the container; `on_console` receives the pty master when there is one, `warn`
+    what the host cannot honour but the spec lets go (network class, AppArmor...)."""
     bundle = os.path.abspath(options.bundle)
     config = ContainerConfig.from_spec(
         load_spec(os.path.join(bundle, "config.json")), container_id, bundle
@@ -81,12 +86,29 @@ def create_container(
     )
     cgroup: CgroupManager | None = None
     init: StartedProcess | None = None
+    warnings: list[str] = lsm.warnings_for(config)
     try:
+        layout = host_layout()
         cgroup = CgroupManager.for_container(
-            host_layout(), cgroup_relpath(config.cgroups_path, container_id)
+            layout, cgroup_relpath(config.cgroups_path, container_id)
         )
+        if not cgroup.delegated():
+            warnings.append(
+                f"cgroups: not delegated to uid {os.geteuid()}: the container gets no cgroup "
+                "of its own and linux.resources are not applied"
+            )
+            cgroup = CgroupManager({})
+        cgroup.owned = not cgroup.exists()
         record.cgroup_paths = cgroup.paths
+        record.cgroup_owned = cgroup.owned
         store.save(record)  # still marked creating: names what to sweep after a crash
+
+        def prepare_cgroup() -> None:
+            assert cgroup is not None
+            if cgroup.paths:
+                cgroup.create()
+                warnings.extend(cgroup.apply(config.resources, layout))
+
         _make_exec_fifo(store.fifo_path(container_id), config)
         init = launch_init(
             config,
@@ -97,6 +119,7 @@ def create_container(
             no_pivot=options.no_pivot,
             preserve_fds=options.preserve_fds,
             new_keyring=not options.no_new_keyring,
+            prepare_cgroup=prepare_cgroup,
         )
         record.pid = init.pid
         record.pid_start = start_time(init.pid) or 0
@@ -114,6 +137,9 @@ def create_container(
         raise
     finally:
         os.close(lock_fd)
+    if warn is not None:
+        for warning in warnings:
+            warn(warning)
     return record
 
 
@@ -121,7 +147,8 @@ def _make_exec_fifo(path: str, config: ContainerConfig) -> None:
     """The FIFO init blocks on; writable by the container's root, even in a user namespace."""
     os.mkfifo(path, 0o622)
     os.chmod(path, 0o622)  # mkfifo applies the umask
-    os.chown(path, _host_id(config.uid_mappings), _host_id(config.gid_mappings))
+    if os.geteuid() == 0:  # others may only keep it their own; 0622 lets init write anyway
+        os.chown(path, _host_id(config.uid_mappings), _host_id(config.gid_mappings))
 
 
 def _host_id(mappings: tuple[IDMapping, ...]) -> int:

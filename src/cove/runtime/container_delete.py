@@ -7,6 +7,7 @@ import os
 from cove.errors import CgroupError, InvalidState, NoSuchContainer
 from cove.oci.state import CREATED, STOPPED
 from cove.runtime.cgroups import CgroupManager
+from cove.runtime.cgroups.layout import host_layout
 from cove.runtime.proc import wait_gone
 from cove.runtime.status import status_of
 from cove.runtime.store import ContainerRecord, Store
@@ -30,9 +31,14 @@ def delete_container(store: Store, container_id: str, force: bool) -> None:
 
 def destroy(store: Store, record: ContainerRecord) -> None:
     """Kill whatever still runs in the container, then remove its cgroup and state."""
-    cgroup = CgroupManager(record.cgroup_paths)
-    _thaw(record)
-    for pid in [record.pid, *cgroup.pids()]:
+    cgroup = CgroupManager(record.cgroup_paths, record.cgroup_owned)
+    # Frozen tasks cannot die: thaw first. A shared cgroup (not owned) holds other
+    # containers' processes too: then only init is ours to kill.
+    others: list[int] = []
+    if cgroup.owned:
+        cgroup.thaw(host_layout())
+        others = cgroup.pids()
+    for pid in [record.pid, *others]:
         try:
             os.kill(pid, SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -41,14 +47,3 @@ def destroy(store: Store, record: ContainerRecord) -> None:
         raise CgroupError(f"container {record.id!r}: init {record.pid} survived SIGKILL")
     cgroup.destroy()
     store.remove(record.id)
-
-
-def _thaw(record: ContainerRecord) -> None:
-    # Frozen tasks cannot die; thaw before killing (pause/resume come with cgroup limits).
-    for path in record.cgroup_paths.values():
-        for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-            try:
-                with open(os.path.join(path, name), "w") as state:
-                    state.write(thawed)
-            except OSError:
-                continue

@@ -87,7 +87,7 @@ def exec_in_container(store: Store, container_id: str, options: ExecOptions, sys
         record.pid,
         process,
         sys,
-        CgroupManager(record.cgroup_paths),
+        CgroupManager(record.cgroup_paths, record.cgroup_owned),
         handler,
         options.preserve_fds,
     )

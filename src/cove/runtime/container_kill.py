@@ -17,7 +17,7 @@ def kill_container(store: Store, container_id: str, signal: int, all_processes: 
         raise InvalidState(f"cannot kill container {container_id!r}: it is not running")
     pids = [record.pid]
     if all_processes:
-        pids = CgroupManager(record.cgroup_paths).pids() or pids
+        pids = CgroupManager(record.cgroup_paths, record.cgroup_owned).pids() or pids
     for pid in pids:
         try:
             os.kill(pid, signal)

@@ -13,4 +13,4 @@ def container_pids(store: Store, container_id: str) -> list[int]:
     record = store.load(container_id)
     if status_of(store, record) == STOPPED:
         raise InvalidState(f"container {container_id!r} is not running")
-    return sorted(CgroupManager(record.cgroup_paths).pids())
+    return sorted(CgroupManager(record.cgroup_paths, record.cgroup_owned).pids())

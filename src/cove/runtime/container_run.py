@@ -14,6 +14,8 @@ from cove.runtime.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cove.runtime.process.launcher import ConsoleHandler
     from cove.sys import Syscalls
 
@@ -50,10 +52,16 @@ def console_handler(console_socket: str, detach: bool, keep: list[int]) -> Conso
     return keep.append
 
 
-def run_container(store: Store, container_id: str, options: RunOptions, sys: Syscalls) -> int:
+def run_container(
+    store: Store,
+    container_id: str,
+    options: RunOptions,
+    sys: Syscalls,
+    warn: Callable[[str], None] | None = None,
+) -> int:
     masters: list[int] = []
     handler = console_handler(options.create.console_socket, options.detach, masters)
-    record = create_container(store, container_id, options.create, sys, handler)
+    record = create_container(store, container_id, options.create, sys, handler, warn)
     try:
         start_container(store, container_id)
     except BaseException:

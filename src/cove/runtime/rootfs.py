@@ -143,17 +143,29 @@ def _mount_cgroup(
             sys.mount("cgroup2", target, "cgroup2", entry.flags)
             return
         sys.mount("tmpfs", target, "tmpfs", flags, "mode=755")
-        for hierarchy in layout.hierarchies:
-            sub = os.path.join(target, os.path.basename(hierarchy.mountpoint))
-            os.makedirs(sub, exist_ok=True)
-            fstype = "cgroup2" if hierarchy.version == 2 else "cgroup"
-            sys.mount(fstype, sub, fstype, entry.flags, hierarchy.fs_data)
-            # A reused v1 superblock ignores the per-mount flags of mount(2): remount.
-            sys.mount("", sub, "", c.MS_BIND | c.MS_REMOUNT | entry.flags)
-        if entry.flags & c.MS_RDONLY:
-            sys.mount("", target, "", c.MS_REMOUNT | flags | c.MS_RDONLY, "mode=755")
     except SyscallFailed as exc:
         raise RootfsError(f"mount {entry.destination}: {exc}") from None
+    try:
+        _mount_v1_hierarchies(sys, layout, target, entry.flags)
+    except SyscallFailed as exc:
+        if exc.errno != errno.EPERM or not config.has_user_namespace:
+            raise RootfsError(f"mount {entry.destination}: {exc}") from None
+        # A user namespace may not mount v1 hierarchies: show the host's, read-only.
+        sys.umount2(target, c.MNT_DETACH)
+        _bind(sys, "/sys/fs/cgroup", target, c.MS_BIND | c.MS_REC | entry.flags)
+
+
+def _mount_v1_hierarchies(sys: Syscalls, layout: Layout, target: str, flags: int) -> None:
+    for hierarchy in layout.hierarchies:
+        sub = os.path.join(target, os.path.basename(hierarchy.mountpoint))
+        os.makedirs(sub, exist_ok=True)
+        fstype = "cgroup2" if hierarchy.version == 2 else "cgroup"
+        sys.mount(fstype, sub, fstype, flags, hierarchy.fs_data)
+        # A reused v1 superblock ignores the per-mount flags of mount(2): remount.
+        sys.mount("", sub, "", c.MS_BIND | c.MS_REMOUNT | flags)
+    if flags & c.MS_RDONLY:
+        tmpfs_flags = flags & ~c.MS_RDONLY
+        sys.mount("", target, "", c.MS_REMOUNT | tmpfs_flags | c.MS_RDONLY, "mode=755")
 
 
 def _mountpoint_of(path: str) -> str:

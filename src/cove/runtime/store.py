@@ -33,6 +33,7 @@ class ContainerRecord(Data):
     __slots__ = (
         "annotations",
         "bundle",
+        "cgroup_owned",
         "cgroup_paths",
         "created",
         "creating",
@@ -55,6 +56,7 @@ class ContainerRecord(Data):
         cgroup_paths: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
         creating: bool = True,
+        cgroup_owned: bool = True,
     ) -> None:
         self.id = id
         self.bundle = bundle
@@ -67,6 +69,8 @@ class ContainerRecord(Data):
         self.cgroup_paths = {} if cgroup_paths is None else cgroup_paths
         self.annotations = {} if annotations is None else annotations
         self.creating = creating
+        # False when the cgroup existed before (shared): joined, never removed.
+        self.cgroup_owned = cgroup_owned
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._fields}
@@ -187,7 +191,7 @@ class Store:
             if record is not None and record.cgroup_paths:
                 from cove.runtime.cgroups import CgroupManager
 
-                CgroupManager(record.cgroup_paths).destroy()
+                CgroupManager(record.cgroup_paths, record.cgroup_owned).destroy()
             self.remove(container_id)
             return True
         finally:

@@ -16,14 +16,19 @@ from cove.oci.data import Data
 VERBS = {
     "create": "create a container and leave its process waiting for start",
     "delete": "delete a container and everything it holds",
+    "events": "print a container's resource figures and OOM events",
     "exec": "run a process inside a running container",
+    "features": "print what this runtime supports (JSON)",
     "kill": "send a signal to a container's init (or all its processes)",
     "list": "list the containers under the root",
+    "pause": "freeze every process of a container",
     "ps": "list the processes of a container",
+    "resume": "thaw a paused container",
     "run": "create and start a container, wait for it, delete it",
     "spec": "write a default config.json",
     "start": "start a created container",
     "state": "print the state of a container",
+    "update": "change the resource limits of a container",
 }
 
 _GLOBAL_VALUE_FLAGS = ("root", "log", "log-format", "criu", "rootless")
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: list[str]) -> int:
-    options = GlobalOptions(root=os.environ.get("COVE_RUNTIME_ROOT", "/run/cove-runtime"))
+    options = GlobalOptions(root=os.environ.get("COVE_RUNTIME_ROOT") or default_root())
     try:
         verb, verb_args = _split_globals(args, options)
         if verb in ("", "help", "--help", "-h"):
@@ -86,7 +91,7 @@ def run(args: list[str]) -> int:
 
             prewarm_pid = start_prewarm()
         if options.systemd_cgroup:
-            _log(
+            log(
                 options,
                 "warning",
                 "--systemd-cgroup: the systemd cgroup driver is not "
@@ -105,7 +110,7 @@ def run(args: list[str]) -> int:
                 reap(prewarm_pid)
         return status
     except CoveError as exc:
-        _log(options, "error", str(exc))
+        log(options, "error", str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
@@ -114,8 +119,18 @@ def run(args: list[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        _log(options, "error", f"internal error: {type(exc).__name__}: {exc}")
+        log(options, "error", f"internal error: {type(exc).__name__}: {exc}")
         return 1
+
+
+def default_root() -> str:
+    """/run/cove-runtime for root; for other users their runtime dir, as runc does."""
+    if os.geteuid() == 0:
+        return "/run/cove-runtime"
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    if os.path.isdir(runtime_dir):
+        return os.path.join(runtime_dir, "cove-runtime")
+    return f"/tmp/cove-runtime-{os.geteuid()}"
 
 
 def _split_globals(args: list[str], options: GlobalOptions) -> tuple[str, list[str]]:
@@ -170,7 +185,7 @@ def rest_has_id(rest: list[str]) -> bool:
     return False
 
 
-def _log(options: GlobalOptions, level: str, message: str) -> None:
+def log(options: GlobalOptions, level: str, message: str) -> None:
     """Errors to stderr, and to --log in runc's text or JSON form (containerd reads it)."""
     sys.stderr.write(
         f"cove-runtime: {message}\n" if level == "error" else f"cove-runtime: {level}: {message}\n"

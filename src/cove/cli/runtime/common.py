@@ -11,6 +11,8 @@ from cove.runtime.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cove.sys import Syscalls
 
 HELP = Flag("help", aliases=("h",), help="show this help")
@@ -18,6 +20,13 @@ HELP = Flag("help", aliases=("h",), help="show this help")
 
 def store(options: GlobalOptions) -> Store:
     return Store(options.root)
+
+
+def warner(options: GlobalOptions) -> Callable[[str], None]:
+    """Where the runtime's warnings go: stderr and the --log file."""
+    from cove.cli.runtime import log
+
+    return lambda message: log(options, "warning", message)
 
 
 def linux() -> Syscalls:

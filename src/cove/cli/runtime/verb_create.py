@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cove.cli.runtime import GlobalOptions
-from cove.cli.runtime.common import exactly, linux, parse_verb, store
+from cove.cli.runtime.common import exactly, linux, parse_verb, store, warner
 from cove.cli.runtime.flags import Flag, Parsed
 from cove.runtime.container_create import CreateOptions, create_container
 from cove.runtime.container_run import console_handler
@@ -36,5 +36,5 @@ def run(options: GlobalOptions, args: list[str]) -> int:
     (container_id,) = exactly(parsed, 1, "create", "the container id")
     create = create_options(parsed)
     handler = console_handler(create.console_socket, detach=True, keep=[])
-    create_container(store(options), container_id, create, linux(), handler)
+    create_container(store(options), container_id, create, linux(), handler, warner(options))
     return 0

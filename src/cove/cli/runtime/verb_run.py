@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cove.cli.runtime import GlobalOptions
-from cove.cli.runtime.common import exactly, linux, parse_verb, store
+from cove.cli.runtime.common import exactly, linux, parse_verb, store, warner
 from cove.cli.runtime.flags import Flag
 from cove.cli.runtime.verb_create import FLAGS as CREATE_FLAGS
 from cove.cli.runtime.verb_create import create_options
@@ -24,4 +24,4 @@ def run(options: GlobalOptions, args: list[str]) -> int:
     run_options = RunOptions(
         create=create_options(parsed), detach=parsed.switch("detach"), keep=parsed.switch("keep")
     )
-    return run_container(store(options), container_id, run_options, linux())
+    return run_container(store(options), container_id, run_options, linux(), warner(options))

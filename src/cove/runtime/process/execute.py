@@ -95,6 +95,10 @@ def switch_user(sys: Syscalls, process: ProcessConfig, setgroups_allowed: bool) 
         os.chdir(process.cwd)
     except OSError as exc:
         raise ProcessSetupError(f"process.cwd: {process.cwd!r}: {exc.strerror}") from None
+    if process.apparmor_profile or process.selinux_label:
+        from cove.runtime import lsm
+
+        lsm.apply_exec_labels(process)
     if process.no_new_privileges:
         sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
 

@@ -69,9 +69,10 @@ def launch_init(
     no_pivot: bool = False,
     preserve_fds: int = 0,
     new_keyring: bool = True,
+    prepare_cgroup: Callable[[], None] | None = None,
 ) -> StartedProcess:
-    """Fork the setup child, create `cgroup` meanwhile and move init into it; returns once
-    init is Ready (protocol steps 1 to 6)."""
+    """Fork the setup child, run `prepare_cgroup` meanwhile (create the cgroup, write its
+    limits) and move init into `cgroup`; returns once init is Ready (protocol steps 1-6)."""
     from cove.runtime.process.init import InitPlan, run_init
 
     join = _open_paths(config.join_namespaces)
@@ -94,10 +95,10 @@ def launch_init(
         os.close(fd)
     init_pid = 0
     try:
-        if cgroup is not None:
-            # Made while the child builds namespaces and init its mounts.
+        if prepare_cgroup is not None:
+            # Done while the child builds namespaces and init its mounts.
             try:
-                cgroup.create()
+                prepare_cgroup()
             except BaseException:
                 _kill_and_reap(child)
                 raise
@@ -242,6 +243,13 @@ def _write_id_maps(
     def lines(mappings: tuple[IDMapping, ...]) -> str:
         return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
 
+    if os.geteuid() != 0 and not (
+        _only_own_id(uid_mappings, os.geteuid()) and _only_own_id(gid_mappings, os.getegid())
+    ):
+        # More than our own id: the setuid helpers check /etc/subuid and /etc/subgid.
+        _map_with_helper("newuidmap", pid, uid_mappings, "linux.uidMappings")
+        _map_with_helper("newgidmap", pid, gid_mappings, "linux.gidMappings")
+        return
     try:
         if os.geteuid() != 0:
             # An unprivileged writer may only map its own gid after giving up setgroups.
@@ -253,6 +261,26 @@ def _write_id_maps(
             gid_map.write(lines(gid_mappings))
     except OSError as exc:
         raise NamespaceError(f"cannot write the user namespace id maps: {exc.strerror}") from None
+
+
+def _only_own_id(mappings: tuple[IDMapping, ...], own: int) -> bool:
+    return len(mappings) == 1 and mappings[0].host_id == own and mappings[0].size == 1
+
+
+def _map_with_helper(helper: str, pid: int, mappings: tuple[IDMapping, ...], field: str) -> None:
+    import shutil
+    import subprocess
+
+    path = shutil.which(helper)
+    if path is None:
+        raise NamespaceError(
+            f"{field}: mapping more than your own id without root needs {helper} "
+            "(Debian package uidmap), or map only your own id"
+        )
+    args = [str(v) for m in mappings for v in (m.container_id, m.host_id, m.size)]
+    done = subprocess.run([path, str(pid), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise NamespaceError(f"{field}: {helper} failed: {done.stderr.strip()}")
 
 
 def _open_paths(paths: dict[str, str]) -> list[tuple[int, int]]:
