@@ -78,6 +78,17 @@ class ExecutableNotFound(ProcessSetupError):
     pass
 
 
+class HookFailed(CoveError):
+    """An OCI hook exited non-zero, was killed, timed out or could not be executed."""
+
+    def __init__(self, phase: str, index: int, path: str, reason: str) -> None:
+        super().__init__(f"{phase} hook #{index} ({path}): {reason}")
+        self.phase = phase
+        self.index = index
+        self.path = path
+        self.reason = reason
+
+
 class TerminalError(CoveError):
     """The pseudo-terminal or the console socket failed."""
 

@@ -21,6 +21,16 @@
  *   signals [READY]     blocks until SIGTERM/SIGUSR1/SIGUSR2/SIGINT/SIGHUP
  *                       arrives, prints its name; creates READY once waiting
  *   exit N              exits with status N
+ *   syscall NAME        "ok" or the errno name: makes one harmless call of NAME
+ *                       through syscall(2) (no libc wrapper in between):
+ *                       keyctl (get the session keyring's id), add_key (a "user"
+ *                       key in the process keyring), request_key (a missing
+ *                       "user" key: ENOKEY when allowed), unshare (CLONE_NEWUSER),
+ *                       mount (of a file system type that does not exist:
+ *                       ENODEV when allowed, never mounts anything), umount2 (of
+ *                       a path that does not exist), personality (query),
+ *                       getcwd, ptrace (PTRACE_TRACEME), setns (fd -1: EBADF
+ *                       when allowed), pivot_root (of paths that do not exist)
  *
  * Every probe exits 0 unless the command line itself is wrong (exit 2).
  */
@@ -36,6 +46,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +83,7 @@ static const char *errno_name(int err)
 	case ELOOP: return "ELOOP";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EDQUOT: return "EDQUOT";
+	case ENOKEY: return "ENOKEY";
 	default: return NULL;
 	}
 }
@@ -91,7 +103,8 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: coveprobe ids|caps|nnp|umask|cwd|pid|tty\n"
 		"       coveprobe rlimit NAME | write PATH | read PATH\n"
-		"       coveprobe chroot-escape MARKER | sleep N | signals [READY] | exit N\n");
+		"       coveprobe chroot-escape MARKER | sleep N | signals [READY] | exit N\n"
+		"       coveprobe syscall NAME\n");
 	return 2;
 }
 
@@ -419,6 +432,53 @@ static int cmd_signals(const char *ready)
 	return 0;
 }
 
+/* Values from the kernel's uapi headers, so the probe needs no extra -dev package. */
+#define PROBE_KEYCTL_GET_KEYRING_ID 0
+#define PROBE_KEY_SPEC_PROCESS_KEYRING (-2)
+#define PROBE_KEY_SPEC_SESSION_KEYRING (-3)
+#define PROBE_CLONE_NEWUSER 0x10000000
+#define PROBE_PTRACE_TRACEME 0
+
+static int cmd_syscall(const char *name)
+{
+	char buf[PATH_MAX];
+	long rc;
+
+	if (strcmp(name, "keyctl") == 0)
+		rc = syscall(SYS_keyctl, PROBE_KEYCTL_GET_KEYRING_ID,
+			     PROBE_KEY_SPEC_SESSION_KEYRING, 0);
+	else if (strcmp(name, "add_key") == 0)
+		rc = syscall(SYS_add_key, "user", "coveprobe", "x", (size_t)1,
+			     PROBE_KEY_SPEC_PROCESS_KEYRING);
+	else if (strcmp(name, "request_key") == 0)
+		rc = syscall(SYS_request_key, "user", "coveprobe-missing", NULL, 0);
+	else if (strcmp(name, "unshare") == 0)
+		rc = syscall(SYS_unshare, PROBE_CLONE_NEWUSER);
+	else if (strcmp(name, "mount") == 0)
+		rc = syscall(SYS_mount, "none", "/", "coveprobe-no-such-fs", 0UL, NULL);
+	else if (strcmp(name, "umount2") == 0)
+		rc = syscall(SYS_umount2, "/coveprobe-no-such-path", 0);
+	else if (strcmp(name, "personality") == 0)
+		rc = syscall(SYS_personality, 0xffffffffUL);
+	else if (strcmp(name, "getcwd") == 0)
+		rc = syscall(SYS_getcwd, buf, sizeof(buf));
+	else if (strcmp(name, "ptrace") == 0)
+		rc = syscall(SYS_ptrace, PROBE_PTRACE_TRACEME, 0, NULL, NULL);
+	else if (strcmp(name, "setns") == 0)
+		rc = syscall(SYS_setns, -1, 0);
+	else if (strcmp(name, "pivot_root") == 0)
+		rc = syscall(SYS_pivot_root, "/coveprobe-no-such-path", "/coveprobe-no-such-path");
+	else {
+		fprintf(stderr, "coveprobe: unknown syscall probe %s\n", name);
+		return 2;
+	}
+	if (rc < 0)
+		print_errno(errno);
+	else
+		printf("ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -455,6 +515,8 @@ int main(int argc, char **argv)
 		rc = cmd_sleep(argv[2]);
 	else if (strcmp(cmd, "signals") == 0 && argc <= 3)
 		rc = cmd_signals(argc == 3 ? argv[2] : NULL);
+	else if (strcmp(cmd, "syscall") == 0 && argc == 3)
+		rc = cmd_syscall(argv[2]);
 	else if (strcmp(cmd, "exit") == 0 && argc == 3)
 		return atoi(argv[2]) & 0xff;
 	else

@@ -73,9 +73,9 @@ class CgroupManager:
                 if hierarchy.version != 1 or hierarchy.mountpoint not in self.paths:
                     continue
                 for name in hierarchy.options:
-                    controller = v1.CONTROLLERS.get(name)
-                    if controller is not None:
-                        controller.apply(self.paths[hierarchy.mountpoint], resources)
+                    v1_controller = v1.CONTROLLERS.get(name)
+                    if v1_controller is not None:
+                        v1_controller.apply(self.paths[hierarchy.mountpoint], resources)
                         handled.add(name)
         return _unenforced(resources, handled, layout.mode)
 
@@ -131,9 +131,9 @@ class CgroupManager:
             if hierarchy.version != 1 or path is None:
                 continue
             for name in hierarchy.options:
-                controller = v1.CONTROLLERS.get(name)
-                if controller is not None:
-                    controller.stats(path, data)
+                v1_controller = v1.CONTROLLERS.get(name)
+                if v1_controller is not None:
+                    v1_controller.stats(path, data)
         return data
 
     def oom_kills(self, layout: Layout) -> int:

@@ -16,7 +16,7 @@ from cove.errors import CgroupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 
 def exists(path: str, name: str) -> bool:
@@ -51,13 +51,18 @@ def write(path: str, name: str, value: object, field: str) -> None:
         raise failure(field, value, path, exc) from None
 
 
-def write_settling(path: str, steps: Iterable[tuple[str, object, str]]) -> None:
+def write_settling(
+    path: str,
+    steps: Iterable[tuple[str, object, str]],
+    explain: Callable[[str, OSError], str] | None = None,
+) -> None:
     """Write (file, value, field) steps whose kernel checks depend on each other.
 
     Some pairs must be written in an order that depends on the current values (memory
     below memory+swap, cfs quota against period and burst). Each step that the kernel
     refuses with EINVAL is retried after the others went in; when a round makes no
-    progress, the first refusal is raised.
+    progress, the first refusal is raised. `explain(file, error)` may add a hint to the
+    message of the step that failed.
     """
     pending = list(steps)
     while pending:
@@ -68,13 +73,15 @@ def write_settling(path: str, steps: Iterable[tuple[str, object, str]]) -> None:
                 write_raw(path, name, str(value))
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
-                    raise failure(field, value, path, exc) from None
+                    hint = explain(name, exc) if explain else ""
+                    raise failure(field, value, path, exc, hint) from None
                 refused.append((step, exc))
         if not refused:
             return
         if len(refused) == len(pending):
-            (_, value, field), exc = refused[0]
-            raise failure(field, value, path, exc) from None
+            (name, value, field), first = refused[0]
+            hint = explain(name, first) if explain else ""
+            raise failure(field, value, path, first, hint) from None
         pending = [step for step, _ in refused]
 
 
