@@ -15,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(python3 python3-venv busybox-static)
+packages=(python3 python3-venv busybox-static libseccomp2)
 if [ "$with_tests" = 1 ]; then
   packages+=(runc crun gcc libc6-dev procps util-linux iproute2)
 fi
@@ -41,12 +41,14 @@ extras=""
 # The launcher runs python with -I -S: no site-packages scan and no .pth hooks at each start
 # (a few milliseconds of every runtime call); cove's own path is fixed here instead.
 src=$("$venv/bin/python" -c 'import cove, os; print(os.path.dirname(os.path.dirname(cove.__file__)))')
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 write_launcher() {
   local name=$1 module=$2 target="$bindir/$1"
   cat > "$target.tmp" <<LAUNCHER
 #!$venv/bin/python -IS
 import sys
 sys.path.insert(0, "$src")
+sys.path.append("$site")  # dependencies (pyseccomp), found after cove's own modules
 from $module import main
 main()
 LAUNCHER

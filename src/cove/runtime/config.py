@@ -21,6 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from cove.oci.seccomp import SeccompProfile
     from cove.runtime.capabilities import CapabilitySets
 
 # Mount options that set (True) or clear (False) a flag; anything else is fs data.
@@ -175,6 +176,7 @@ class ContainerConfig(Data):
         "resources",
         "rootfs",
         "rootfs_propagation",
+        "seccomp",
         "sysctl",
         "time_offsets",
         "uid_mappings",
@@ -203,6 +205,7 @@ class ContainerConfig(Data):
         cgroups_path: str,
         resources: LinuxResources | None = None,
         mount_label: str = "",
+        seccomp: SeccompProfile | None = None,
         annotations: dict[str, str] | None = None,
     ) -> None:
         self.id = id
@@ -227,6 +230,7 @@ class ContainerConfig(Data):
         self.cgroups_path = cgroups_path
         self.resources = LinuxResources() if resources is None else resources
         self.mount_label = mount_label
+        self.seccomp = seccomp
         self.annotations = {} if annotations is None else annotations
 
     @property
@@ -289,8 +293,17 @@ class ContainerConfig(Data):
             cgroups_path=spec.linux.cgroups_path,
             resources=_resources(spec.linux.resources),
             mount_label=spec.linux.mount_label,
+            seccomp=_seccomp(spec.linux.seccomp),
             annotations=spec.annotations,
         )
+
+
+def _seccomp(raw: dict[str, Any] | None) -> SeccompProfile | None:
+    if raw is None:
+        return None
+    from cove.oci.seccomp import parse_seccomp  # only containers with a profile pay for it
+
+    return parse_seccomp(raw)
 
 
 def _resources(raw: dict[str, Any]) -> LinuxResources:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cove.runtime.process.launcher import ConsoleHandler
+    from cove.runtime.seccomp import CompiledFilter
     from cove.sys import Syscalls
 
 
@@ -120,6 +121,7 @@ def create_container(
             preserve_fds=options.preserve_fds,
             new_keyring=not options.no_new_keyring,
             prepare_cgroup=prepare_cgroup,
+            seccomp=_compile_seccomp(config),
         )
         record.pid = init.pid
         record.pid_start = start_time(init.pid) or 0
@@ -141,6 +143,15 @@ def create_container(
         for warning in warnings:
             warn(warning)
     return record
+
+
+def _compile_seccomp(config: ContainerConfig) -> CompiledFilter | None:
+    """Built here, in the parent: init cannot load libseccomp once it has pivoted."""
+    if config.seccomp is None:
+        return None
+    from cove.runtime.seccomp import compile_filter
+
+    return compile_filter(config.seccomp)
 
 
 def _make_exec_fifo(path: str, config: ContainerConfig) -> None:

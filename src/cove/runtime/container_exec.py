@@ -21,6 +21,8 @@ from cove.sys.constants import PR_SET_CHILD_SUBREAPER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cove.oci.runtime_spec import Spec
+    from cove.runtime.seccomp import CompiledFilter
     from cove.sys import Syscalls
 
 
@@ -74,7 +76,9 @@ def exec_in_container(store: Store, container_id: str, options: ExecOptions, sys
     status = status_of(store, record)
     if status != RUNNING:
         raise InvalidState(f"cannot exec in container {container_id!r}: it is {status}")
-    process = _process_for(record.bundle, options)
+    spec = _container_spec(record.bundle)
+    process = _process_for(spec, options)
+    seccomp = _compile_seccomp(spec)
     if options.console_socket and not process.terminal:
         raise InvalidArgument("--console-socket needs --tty")
     if process.terminal and options.detach and not options.console_socket:
@@ -90,6 +94,7 @@ def exec_in_container(store: Store, container_id: str, options: ExecOptions, sys
         CgroupManager(record.cgroup_paths, record.cgroup_owned),
         handler,
         options.preserve_fds,
+        seccomp,
     )
     if options.pid_file:
         write_pid_file(options.pid_file, pid)
@@ -98,17 +103,32 @@ def exec_in_container(store: Store, container_id: str, options: ExecOptions, sys
     return wait_for(pid, masters[0] if masters else None)
 
 
-def _process_for(bundle: str, options: ExecOptions) -> ProcessConfig:
+def _container_spec(bundle: str) -> Spec | None:
+    """The container's config.json, if its bundle is still there."""
+    try:
+        return load_spec(os.path.join(bundle, "config.json"))
+    except InvalidSpec:
+        return None
+
+
+def _compile_seccomp(spec: Spec | None) -> CompiledFilter | None:
+    """The container's seccomp profile binds exec'd processes too (compiled here, before
+    the namespaces are joined)."""
+    if spec is None or spec.linux.seccomp is None:
+        return None
+    from cove.oci.seccomp import parse_seccomp
+    from cove.runtime.seccomp import compile_filter
+
+    return compile_filter(parse_seccomp(spec.linux.seccomp))
+
+
+def _process_for(spec: Spec | None, options: ExecOptions) -> ProcessConfig:
     """--process wins; otherwise the container's own process with the flags applied."""
     if options.process_file:
         return convert_process(load_process(options.process_file))
     if not options.args:
         raise InvalidArgument("exec: give the command to run (after the container id)")
-    try:
-        spec = load_spec(os.path.join(bundle, "config.json"))
-        base = spec.process
-    except InvalidSpec:
-        base = None
+    base = None if spec is None else spec.process
     process = convert_process(base) if base is not None else convert_process_defaults()
     env = _merge_env(process.env, options.env)
     uid, gid = process.uid, process.gid

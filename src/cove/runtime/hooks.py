@@ -81,7 +81,7 @@ def run_hooks(phase: str, hooks: tuple[Hook, ...], state: State, cwd: str) -> li
     if not hooks:
         return warnings
     payload = jsonc.dumps(state.to_json()).encode()
-    saved: list[tuple[int, object]] = []
+    saved = _prepare_signals()
     try:
         for index, hook in enumerate(hooks):
             reason = _run_one(hook, payload, cwd)

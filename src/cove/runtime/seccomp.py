@@ -7,8 +7,10 @@ when a container has a profile, so the others never pay for it (~20 ms: ctypes, 
 Where each step belongs:
 - `compile_filter` (or `compile_check`) in the runtime, before the fork: it imports
   pyseccomp and so loads libseccomp from the host. It must never first happen after
-  pivot_root, where the library (and `ldconfig`) would come from the container's image.
-  The compiled filter lives in memory, so the forked init inherits it.
+  pivot_root, where the library (and `ldconfig`) would come from the container's image
+  and cove's own source is out of reach (so import this module before it, too). The
+  compiled filter lives in memory, so the forked init inherits it. `load_filter`, which
+  compiles and loads in one go, is only for a process that has not pivoted.
 - `CompiledFilter.load` in the container's process, after which only execve follows. The
   kernel accepts a filter from a process with no_new_privs set or with CAP_SYS_ADMIN:
   with `process.noNewPrivileges` load it last (after no_new_privs); without it load it
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import sys
 
 from cove.errors import InvalidSpec, ProcessSetupError
 from cove.oci.seccomp import ACTIONS, ARCHITECTURES, FLAGS, OPERATORS
@@ -313,30 +314,15 @@ def _pyseccomp() -> ModuleType:
     try:
         import pyseccomp  # type: ignore[import-untyped]
     except ImportError:
-        # The installed launcher runs Python with -I -S, which leaves the virtual
-        # environment's site-packages (where pip put pyseccomp) off sys.path.
-        site_packages = _venv_site_packages()
-        if site_packages is None or site_packages in sys.path:
-            raise ProcessSetupError(
-                f"{_PATH}: the Python package pyseccomp is not installed (pip install pyseccomp)"
-            ) from None
-        sys.path.append(site_packages)
-        return _pyseccomp()
+        raise ProcessSetupError(
+            f"{_PATH}: the Python package pyseccomp is not installed (pip install pyseccomp)"
+        ) from None
     except (RuntimeError, OSError) as exc:  # pyseccomp raises RuntimeError without the lib
         raise ProcessSetupError(
             f"{_PATH}: cannot load libseccomp.so.2 (Debian package libseccomp2): {exc}"
         ) from None
     module: ModuleType = pyseccomp
     return module
-
-
-def _venv_site_packages() -> str | None:
-    venv = os.path.dirname(os.path.dirname(sys.executable))
-    if not os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
-        return None
-    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    path = os.path.join(venv, "lib", version, "site-packages")
-    return path if os.path.isdir(path) else None
 
 
 def _library() -> Any:

@@ -447,6 +447,23 @@ def test_caller_ignoring_sigchld_still_gets_the_status(
         signal.signal(signal.SIGCHLD, previous)
 
 
+def test_sigpipe_ignored_while_hooks_run() -> None:
+    """Writing to a hook that closed its stdin gives EPIPE, never a SIGPIPE death.
+
+    (The runner only writes after poll() says the pipe is open, so the window is too
+    small to hit from a test: check the disposition itself.)"""
+    from cove.runtime.hooks import _prepare_signals, _restore_signals
+
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        saved = _prepare_signals()
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+        _restore_signals(saved)
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
+
+
 def test_sigpipe_disposition_restored(state: State, tmp_path: Path, script: MakeScript) -> None:
     def handler(signum: int, frame: object) -> None:
         pass

@@ -304,7 +304,6 @@ def test_compile_check_accepts_a_good_profile() -> None:
 
 def test_missing_binding_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyseccomp", None)  # import pyseccomp -> ImportError
-    monkeypatch.setattr(seccomp, "_venv_site_packages", lambda: None)
     with pytest.raises(ProcessSetupError, match=r"pyseccomp is not installed"):
         compile_check(parse_seccomp(deny("getcwd")))
     assert features() == {"enabled": False}

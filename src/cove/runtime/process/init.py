@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     from _socket import socket
     from typing import NoReturn
 
+    from cove.runtime.seccomp import CompiledFilter
     from cove.sys import Syscalls
 
 
 class InitPlan(Data):
     __slots__ = (
-        "config", "new_keyring", "no_pivot", "preserve_fds", "sock", "state_dir_fd", "sys",
+        "config", "new_keyring", "no_pivot", "preserve_fds", "seccomp", "sock", "state_dir_fd",
+        "sys",
     )  # fmt: skip
 
     def __init__(
@@ -44,7 +46,10 @@ class InitPlan(Data):
         no_pivot: bool = False,
         preserve_fds: int = 0,
         new_keyring: bool = True,
+        seccomp: CompiledFilter | None = None,
     ) -> None:
+        # Compiled by the parent: libseccomp cannot be loaded once pivot_root is done.
+        self.seccomp = seccomp
         self.new_keyring = new_keyring
         self.config = config
         self.sock = sock
@@ -81,8 +86,10 @@ def run_init(plan: InitPlan) -> NoReturn:
     plan.sock.close()
     try:
         _wait_for_start(plan.state_dir_fd)
+        execute.load_seccomp_before_user_switch(config.process, plan.seccomp)
         execute.switch_user(sys, config.process, setgroups_allowed=_may_setgroups(config))
         execute.close_other_fds(3 + plan.preserve_fds)
+        execute.load_seccomp_last(config.process, plan.seccomp)
         execute.exec_process(executable, config.process)
     except BaseException as exc:
         _sys.stderr.write(f"cove-runtime: init: {exc}\n")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
+    from cove.runtime.seccomp import CompiledFilter
     from cove.sys import Syscalls
 
     ConsoleHandler = Callable[[int], None]
@@ -70,6 +71,7 @@ def launch_init(
     preserve_fds: int = 0,
     new_keyring: bool = True,
     prepare_cgroup: Callable[[], None] | None = None,
+    seccomp: CompiledFilter | None = None,
 ) -> StartedProcess:
     """Fork the setup child, run `prepare_cgroup` meanwhile (create the cgroup, write its
     limits) and move init into `cgroup`; returns once init is Ready (protocol steps 1-6)."""
@@ -85,7 +87,9 @@ def launch_init(
         time_offsets=config.time_offsets,
         defer_cgroup_namespace=True,
     )
-    init_plan = InitPlan(config, child_sock, sys, state_dir_fd, no_pivot, preserve_fds, new_keyring)
+    init_plan = InitPlan(
+        config, child_sock, sys, state_dir_fd, no_pivot, preserve_fds, new_keyring, seccomp
+    )
     child = os.fork()
     if child == 0:
         parent_sock.close()
@@ -119,7 +123,7 @@ def launch_init(
 
 
 class ExecPlan(Data):
-    __slots__ = ("preserve_fds", "process", "setgroups_allowed", "sock", "sys")
+    __slots__ = ("preserve_fds", "process", "seccomp", "setgroups_allowed", "sock", "sys")
 
     def __init__(
         self,
@@ -128,7 +132,9 @@ class ExecPlan(Data):
         sys: Syscalls,
         setgroups_allowed: bool,
         preserve_fds: int,
+        seccomp: CompiledFilter | None = None,
     ) -> None:
+        self.seccomp = seccomp
         self.process = process
         self.sock = sock
         self.sys = sys
@@ -143,6 +149,7 @@ def launch_exec(
     cgroup: CgroupManager | None,
     on_console: ConsoleHandler | None,
     preserve_fds: int = 0,
+    seccomp: CompiledFilter | None = None,
 ) -> int:
     """Start `process` inside the namespaces and cgroup of `init_pid`; returns its pid once
     it has exec'd."""
@@ -150,7 +157,7 @@ def launch_exec(
     parent_sock, child_sock = socketpair(AF_UNIX, SOCK_SEQPACKET)
     joins_user = any(flag == c.CLONE_NEWUSER for flag, _ in join)
     plan = ChildPlan(sock=child_sock, sys=sys, join=join, cgroup=cgroup)
-    exec_plan = ExecPlan(process, child_sock, sys, not joins_user, preserve_fds)
+    exec_plan = ExecPlan(process, child_sock, sys, not joins_user, preserve_fds, seccomp)
     child = os.fork()
     if child == 0:
         parent_sock.close()
@@ -192,9 +199,12 @@ def _run_exec(plan: ExecPlan) -> NoReturn:
             os.close(master)
         execute.apply_limits(process)
         executable = execute.find_executable(process.args[0], process.env)
+        execute.load_seccomp_before_user_switch(process, plan.seccomp)
         execute.switch_user(plan.sys, process, plan.setgroups_allowed)
         execute.close_other_fds(3 + plan.preserve_fds)
         protocol.send(plan.sock, protocol.Ready())
+        # After Ready: the filter may forbid the sendmsg that Ready needs.
+        execute.load_seccomp_last(process, plan.seccomp)
         execute.exec_process(executable, process)
     except BaseException as exc:
         report_failure(plan.sock, exc)

@@ -6,6 +6,8 @@ have. As runc and crun do, it becomes memory.swap.max = swap - limit (swap alone
 
 from __future__ import annotations
 
+import os
+
 from cove.errors import CgroupError
 from cove.runtime.cgroups.v2 import _files
 
@@ -92,8 +94,12 @@ class _MemoryController:
             _apply(path, resources.memory)
         # On an OOM kill, kill the whole container rather than one process of it (crun
         # does the same): a container missing a random process is worse than a dead one.
-        if _files.exists(path, "memory.oom.group"):
-            _files.write(path, "memory.oom.group", "1", f"{_FIELD} (memory.oom.group)")
+        # Best effort: no spec field asks for it, so a kernel without it (before 4.19) or
+        # refusing it must not stop the container.
+        try:
+            _files.write_raw(os.path.join(path, "memory.oom.group"), "1")
+        except OSError:
+            pass
 
     def stats(self, path: str, data: dict[str, Any]) -> None:
         usage = _files.read_number(path, "memory.current")

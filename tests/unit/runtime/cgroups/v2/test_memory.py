@@ -178,3 +178,16 @@ def test_swap_max_conversion() -> None:
     assert memory.swap_max(100, 100) == 0
     with pytest.raises(CgroupError):
         memory.swap_max(50, 100)
+
+
+def test_oom_group_refused_is_not_an_error(cgroup: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = _files.write_raw
+
+    def refuse_oom_group(file: str, value: str) -> None:
+        if file.endswith("memory.oom.group"):
+            raise OSError(95, "Operation not supported")
+        real(file, value)
+
+    monkeypatch.setattr(_files, "write_raw", refuse_oom_group)
+    apply(cgroup, limit=4096)
+    assert (cgroup / "memory.max").read_text() == "4096"
