@@ -7,9 +7,15 @@ Scenarios, each timed from spawning the runtime to reaping it:
 * ``lifecycle``: ``create`` + ``start`` + ``delete``; the wait for the container
   to stop (polling ``state``) happens between ``start`` and ``delete`` and is
   not counted.
+* ``limits`` (``run+limits``): ``run`` with linux.resources setting memory (and
+  swap) to 256 MiB, a CPU quota of 50000/100000 and a pids limit of 100.
+* ``seccomp`` (``run+seccomp``): ``run`` with the Docker-like default profile of
+  tests/lib/seccomp_profiles.py (noNewPrivileges stays true).
 
 The runtimes are measured in interleaved rounds, so slow drift of the machine
-affects all of them alike.  On a hybrid cgroup host crun is run through an
+affects all of them alike; ``run``, ``run+limits`` and ``run+seccomp`` share
+their rounds, so the cost of the limits or of the filter is a difference of
+figures taken side by side.  On a hybrid cgroup host crun is run through an
 ``unshare`` + ``sh`` wrapper that unmounts /sys/fs/cgroup/unified; the extra
 cost of that wrapper is measured on its own (running ``true``) and subtracted.
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -35,12 +42,31 @@ from pathlib import Path
 from typing import Any
 
 RUNTIME_NAMES = ("cove", "runc", "crun")
-SCENARIOS = ("run", "lifecycle")
-CALLS_PER_SAMPLE = {"run": 1, "lifecycle": 3}
+SCENARIOS = ("run", "lifecycle", "limits", "seccomp")
+# What the table and the ratios call each scenario.
+SCENARIO_LABELS = {
+    "run": "run",
+    "lifecycle": "lifecycle",
+    "limits": "run+limits",
+    "seccomp": "run+seccomp",
+}
+CALLS_PER_SAMPLE = {"run": 1, "lifecycle": 3, "limits": 1, "seccomp": 1}
+# Scenarios made of one `run` call: measured in the same rounds, each runtime in turn.
+RUN_SCENARIOS = ("run", "limits", "seccomp")
+# The bundle (config.json) each scenario uses; run and lifecycle share the plain one.
+BUNDLE_OF = {"run": "plain", "lifecycle": "plain", "limits": "limits", "seccomp": "seccomp"}
+MIB = 1024 * 1024
+# No blkio weight: this host's kernel has no blkio.weight.
+LIMITS_RESOURCES: dict[str, Any] = {
+    "memory": {"limit": 256 * MIB, "swap": 256 * MIB},
+    "cpu": {"quota": 50000, "period": 100000},
+    "pids": {"limit": 100},
+}
 TARGET_VS_RUNC = 0.8
 TARGET_VS_CRUN = 2.0
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SECCOMP_PROFILES = REPO_ROOT / "tests" / "lib" / "seccomp_profiles.py"
 DEFAULT_PYTHON = Path("/opt/cove/venv/bin/python")
 DEFAULT_COVE = Path("/opt/cove/venv/bin/cove-runtime")
 # What `cove-runtime run` imports: the CLI, the verb, the syscalls and the init's modules.
@@ -188,12 +214,46 @@ def default_spec(workdir: Path) -> dict[str, Any]:
     raise BenchError("no runtime could produce a default spec (`runc spec`)")
 
 
-def make_bundle(bundle: Path, rootfs: Path, spec: dict[str, Any]) -> None:
-    shutil.copytree(rootfs, bundle / "rootfs", symlinks=True)
-    config = json.loads(json.dumps(spec))
+def load_seccomp_profile() -> dict[str, Any]:
+    """``default_profile()`` of tests/lib/seccomp_profiles.py, loaded from its file.
+
+    Loaded by path rather than imported as ``tests.lib.seccomp_profiles`` from the
+    repository root: a stray top-level ``tests`` package elsewhere on the path
+    (some packages install one) cannot shadow it.
+    """
+    spec = importlib.util.spec_from_file_location("cove_bench_seccomp", SECCOMP_PROFILES)
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot load {SECCOMP_PROFILES}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        profile: dict[str, Any] = module.default_profile()
+    except (OSError, AttributeError, AssertionError, SyntaxError) as exc:
+        raise BenchError(f"{SECCOMP_PROFILES}: {exc!r}") from exc
+    return profile
+
+
+def scenario_config(
+    spec: dict[str, Any], variant: str, seccomp: dict[str, Any] | None
+) -> dict[str, Any]:
+    """config.json of one bundle variant: plain, limits or seccomp."""
+    config: dict[str, Any] = json.loads(json.dumps(spec))
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/true"]
     config["root"]["path"] = "rootfs"
+    linux = config.setdefault("linux", {})
+    if variant == "limits":
+        resources = linux.setdefault("resources", {})
+        resources.update(json.loads(json.dumps(LIMITS_RESOURCES)))
+    elif variant == "seccomp":
+        if seccomp is None:
+            raise BenchError("no seccomp profile")
+        linux["seccomp"] = json.loads(json.dumps(seccomp))
+    return config
+
+
+def make_bundle(bundle: Path, rootfs: Path, config: dict[str, Any]) -> None:
+    shutil.copytree(rootfs, bundle / "rootfs", symlinks=True)
     (bundle / "config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -209,8 +269,12 @@ class Runtime:
     wrapped: bool = False
     version: str = ""
     state_root: Path = Path()
-    bundle: Path = Path()
+    # Bundle directory per variant (see BUNDLE_OF).
+    bundles: dict[str, Path] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)
+
+    def bundle(self, scenario: str) -> Path:
+        return self.bundles[BUNDLE_OF[scenario]]
 
     def argv(self, *args: str) -> list[str]:
         return [*self.prefix, "--root", str(self.state_root), *args]
@@ -247,7 +311,6 @@ def make_runtime(name: str, cove_path: str | None, workdir: Path) -> Runtime:
         rt.prefix = [binary]
     rt.state_root = workdir / f"state-{name}"
     rt.state_root.mkdir()
-    rt.bundle = workdir / f"bundle-{name}"
     return rt
 
 
@@ -300,16 +363,16 @@ def wait_stopped(rt: Runtime, cid: str) -> None:
         time.sleep(0.001)
 
 
-def run_once(spawner: Spawner, rt: Runtime, cid: str) -> dict[str, int]:
+def run_once(spawner: Spawner, rt: Runtime, cid: str, bundle: Path) -> dict[str, int]:
     rt.pending.add(cid)
-    elapsed = call(spawner, rt, cid, "run", "--bundle", str(rt.bundle), cid)
+    elapsed = call(spawner, rt, cid, "run", "--bundle", str(bundle), cid)
     rt.pending.discard(cid)
     return {"run": elapsed}
 
 
-def lifecycle_once(spawner: Spawner, rt: Runtime, cid: str) -> dict[str, int]:
+def lifecycle_once(spawner: Spawner, rt: Runtime, cid: str, bundle: Path) -> dict[str, int]:
     rt.pending.add(cid)
-    phases = {"create": call(spawner, rt, cid, "create", "--bundle", str(rt.bundle), cid)}
+    phases = {"create": call(spawner, rt, cid, "create", "--bundle", str(bundle), cid)}
     phases["start"] = call(spawner, rt, cid, "start", cid)
     try:
         wait_stopped(rt, cid)
@@ -320,6 +383,92 @@ def lifecycle_once(spawner: Spawner, rt: Runtime, cid: str) -> dict[str, int]:
     phases["delete"] = call(spawner, rt, cid, "delete", cid)
     rt.pending.discard(cid)
     return phases
+
+
+# --------------------------------------------------------------------------- checks
+
+# Run once, untimed, in the limits and seccomp bundles' rootfs: the container prints the
+# cgroup files it can see (v1 below the controller's mount, v2 in the unified tree;
+# first at the path /proc/self/cgroup gives, then at the mount's root, which is the
+# container's cgroup when the runtime bind-mounts it) and its seccomp state.
+CHECK_SCRIPT = r"""
+cg() {
+  p=$(awk -F: -v c="$1" '$2 == c || ("," $2 ",") ~ ("," c ",") { print $3; exit }' \
+    /proc/self/cgroup)
+  for f in "/sys/fs/cgroup/$1$p/$2" "/sys/fs/cgroup/$1/$2"; do
+    if [ -r "$f" ]; then echo "$2 $(cat "$f")"; return; fi
+  done
+}
+cg memory memory.limit_in_bytes; cg memory memory.memsw.limit_in_bytes
+cg cpu cpu.cfs_quota_us; cg pids pids.max
+cg "" memory.max; cg "" memory.swap.max; cg "" cpu.max; cg "" pids.max
+grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status
+"""
+
+# Each setting with the values that show it applied: cgroup v1 file, then v2 file.
+CHECK_EXPECT: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "limits": {
+        "memory": [
+            ("memory.limit_in_bytes", str(256 * MIB)),
+            ("memory.max", str(256 * MIB)),
+        ],
+        # v2 takes memory+swap = memory as no swap at all.
+        "swap": [("memory.memsw.limit_in_bytes", str(256 * MIB)), ("memory.swap.max", "0")],
+        "cpu": [("cpu.cfs_quota_us", "50000"), ("cpu.max", "50000 100000")],
+        "pids": [("pids.max", "100")],
+    },
+    "seccomp": {
+        "seccomp filter": [("Seccomp:", "2")],
+        "no_new_privs": [("NoNewPrivs:", "1")],
+    },
+}
+
+
+def parse_check(output: str) -> dict[str, list[str]]:
+    """Every value the check script printed for each key (a v2 key can repeat)."""
+    seen: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        fields = line.split(None, 1)
+        if fields:
+            seen.setdefault(fields[0], []).append(fields[1].strip() if len(fields) > 1 else "")
+    return seen
+
+
+def check_applied(rt: Runtime, scenario: str, config: dict[str, Any], workdir: Path) -> str:
+    """'ok', or which setting the container did not see, or why the check failed."""
+    bundle = workdir / f"check-{scenario}-{rt.name}"
+    bundle.mkdir()
+    checked = json.loads(json.dumps(config))
+    checked["process"]["args"] = ["/bin/sh", "-c", CHECK_SCRIPT]
+    checked["root"]["path"] = str(rt.bundle(scenario) / "rootfs")
+    (bundle / "config.json").write_text(json.dumps(checked, indent=2))
+    cid = f"bench-check-{scenario}-{rt.name}-{os.getpid()}"
+    rt.pending.add(cid)
+    try:
+        proc = subprocess.run(
+            rt.argv("run", "--bundle", str(bundle), cid),
+            capture_output=True,
+            text=True,
+            timeout=STATE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        force_delete(rt, cid)
+        return f"check failed: {exc}"
+    finally:
+        rt.pending.discard(cid)
+        reap_orphans()
+    if proc.returncode != 0:
+        force_delete(rt, cid)
+        lines = proc.stderr.strip().splitlines()
+        return f"check failed: exit {proc.returncode}: {lines[-1] if lines else ''}"
+    seen = parse_check(proc.stdout)
+    missing = []
+    for setting, accepted in CHECK_EXPECT[scenario].items():
+        if not any(value in seen.get(key, []) for key, value in accepted):
+            found = [f"{key} {v}" for key, _ in accepted for v in seen.get(key, [])]
+            missing.append(f"{setting} ({', '.join(found) or 'not visible'})")
+    return "ok" if not missing else "not applied: " + "; ".join(missing)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -507,6 +656,14 @@ def fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def difference(value: float | None, base: float | None) -> float | None:
+    return None if value is None or base is None else value - base
+
+
+def fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f} ms"
+
+
 def verdict(value: float | None, limit: float) -> str:
     if value is None:
         return "n/a"
@@ -522,6 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--runtimes", default="cove,runc,crun", help="comma list from cove,runc,crun"
     )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma list from {','.join(SCENARIOS)} (default all)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write all figures to FILE")
     parser.add_argument("--cove-runtime", metavar="PATH", help="cove-runtime binary to use")
     parser.add_argument(
@@ -536,6 +698,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in RUNTIME_NAMES]
     if unknown or not names:
         parser.error(f"--runtimes takes names from {','.join(RUNTIME_NAMES)}; got {unknown}")
+    by_label = {label: name for name, label in SCENARIO_LABELS.items()}
+    picked = [by_label.get(n.strip(), n.strip()) for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in picked if n not in SCENARIOS]
+    if unknown or not picked:
+        parser.error(f"--scenarios takes names from {','.join(SCENARIOS)}; got {unknown}")
+    scenarios = [sc for sc in SCENARIOS if sc in picked]
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1 and --warmup >= 0")
     if os.geteuid() != 0:
@@ -546,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spawner = Spawner(workdir)
     runtimes: list[Runtime] = []
     try:
-        return bench(args, names, workdir, spawner, runtimes)
+        return bench(args, names, scenarios, workdir, spawner, runtimes)
     finally:
         for rt in runtimes:
             for cid in sorted(rt.pending):
@@ -559,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def bench(
     args: argparse.Namespace,
     names: list[str],
+    scenarios: list[str],
     workdir: Path,
     spawner: Spawner,
     runtimes: list[Runtime],
@@ -570,16 +739,33 @@ def bench(
     rootfs = workdir / "rootfs"
     build_rootfs(rootfs, Path(args.busybox))
     spec = default_spec(workdir)
+    # A scenario that cannot be set up fails for every runtime, with this message.
+    scenario_errors: dict[str, str] = {}
+    seccomp: dict[str, Any] | None = None
+    if "seccomp" in scenarios:
+        try:
+            seccomp = load_seccomp_profile()
+        except BenchError as exc:
+            scenario_errors["seccomp"] = str(exc)
+    variants = sorted(
+        {BUNDLE_OF[sc] for sc in scenarios if sc not in scenario_errors},
+        key=list(BUNDLE_OF.values()).index,
+    )
+    configs = {v: scenario_config(spec, v, seccomp) for v in variants}
     for rt in present:
-        make_bundle(rt.bundle, rootfs, spec)
+        for variant in variants:
+            rt.bundles[variant] = workdir / f"bundle-{rt.name}-{variant}"
+            make_bundle(rt.bundles[variant], rootfs, configs[variant])
 
     true_bin = shutil.which("true") or "/bin/true"
     crun = next((rt for rt in present if rt.wrapped), None)
     tag = f"{os.getpid()}-{time.time_ns() % 10**6}"
 
+    labels = ", ".join(SCENARIO_LABELS[sc] for sc in scenarios)
     print(
         f"runtime benchmark: {args.runs} runs after {args.warmup} warm-up, "
-        f"kernel {platform.release()}, {os.cpu_count()} CPUs, workdir {workdir}"
+        f"kernel {platform.release()}, {os.cpu_count()} CPUs, workdir {workdir}\n"
+        f"  scenarios: {labels}"
     )
     for rt in runtimes:
         if rt.binary is None:
@@ -587,9 +773,31 @@ def bench(
         else:
             how = " (via unshare wrapper: hybrid cgroups)" if rt.wrapped else ""
             print(f"  {rt.label}: {rt.binary}, {rt.version}{how}")
+    if "limits" in scenarios:
+        print(f"  run+limits: linux.resources += {json.dumps(LIMITS_RESOURCES)}")
+    if seccomp is not None:
+        rules = seccomp["syscalls"]
+        print(
+            f"  run+seccomp: {SECCOMP_PROFILES.relative_to(REPO_ROOT)} default_profile(), "
+            f"{sum(len(r['names']) for r in rules)} names in {len(rules)} rules, "
+            f"default {seccomp['defaultAction']}, "
+            f"noNewPrivileges {configs['seccomp']['process'].get('noNewPrivileges')}"
+        )
+
+    # Untimed: does each runtime apply the limits and the filter it is timed with?
+    checks: dict[str, dict[str, str]] = {}
+    for scenario in ("limits", "seccomp"):
+        if scenario not in scenarios or scenario in scenario_errors or not present:
+            continue
+        checks[scenario] = {
+            rt.name: check_applied(rt, scenario, configs[BUNDLE_OF[scenario]], workdir)
+            for rt in present
+        }
+        cells = ", ".join(f"{name} {verdict}" for name, verdict in checks[scenario].items())
+        print(f"  check {SCENARIO_LABELS[scenario]}, seen from inside: {cells}")
 
     # The series of each scenario, keyed by runtime name; reference probes separately.
-    results: dict[str, dict[str, Series]] = {s: {} for s in SCENARIOS}
+    results: dict[str, dict[str, Series]] = {sc: {} for sc in scenarios}
     refs: dict[str, Series] = {}
 
     def reference(argv: list[str]) -> Callable[[int], dict[str, int]]:
@@ -602,17 +810,34 @@ def bench(
         return once
 
     def per_runtime(
-        rt: Runtime, scenario: str, fn: Callable[[Spawner, Runtime, str], dict[str, int]]
+        rt: Runtime,
+        scenario: str,
+        fn: Callable[[Spawner, Runtime, str, Path], dict[str, int]],
     ) -> Callable[[int], dict[str, int]]:
-        return lambda i: fn(spawner, rt, f"bench-{scenario}-{rt.name}-{tag}-{i}")
+        # The bundle is looked up per call: a scenario that failed to set up has none.
+        return lambda i: fn(
+            spawner, rt, f"bench-{scenario}-{rt.name}-{tag}-{i}", rt.bundle(scenario)
+        )
 
+    # Two blocks of interleaved rounds: the `run` scenarios together (every runtime in
+    # every one of them per round), then lifecycle.  The reference probes join the first.
+    blocks = [
+        [sc for sc in RUN_SCENARIOS if sc in scenarios],
+        [sc for sc in ("lifecycle",) if sc in scenarios],
+    ]
     print(file=sys.stderr)
-    for scenario, fn in (("run", run_once), ("lifecycle", lifecycle_once)):
+    for block in (b for b in blocks if b):
         series = []
-        for rt in present:
-            results[scenario][rt.name] = Series(rt.label, per_runtime(rt, scenario, fn))
-            series.append(results[scenario][rt.name])
-        if scenario == "run":
+        for scenario in block:
+            fn = lifecycle_once if scenario == "lifecycle" else run_once
+            for rt in present:
+                probe = Series(
+                    f"{rt.label} {SCENARIO_LABELS[scenario]}", per_runtime(rt, scenario, fn)
+                )
+                probe.error = scenario_errors.get(scenario)
+                results[scenario][rt.name] = probe
+                series.append(probe)
+        if not refs:
             refs["spawn true"] = Series(f"spawn {true_bin}", reference([true_bin]))
             series.append(refs["spawn true"])
             if crun is not None:
@@ -620,7 +845,8 @@ def bench(
                     f"crun wrapper running {true_bin}", reference(wrapper_prefix(true_bin))
                 )
                 series.append(refs["wrapper true"])
-        measure(series, args.runs, args.warmup, scenario)
+        title = ", ".join(SCENARIO_LABELS[sc] for sc in block)
+        measure(series, args.runs, args.warmup, title)
 
     # Wrapper overhead per runtime call: wrapper(true) - plain spawn of true, medians.
     overhead_ms = 0.0
@@ -641,6 +867,18 @@ def bench(
             "hybrid_cgroups": hybrid_cgroups(),
             "subreaper": subreaper,
             "timer": "time.perf_counter_ns around posix_spawn + waitpid",
+            "scenarios": scenarios,
+        },
+        "scenarios": {
+            sc: {
+                "label": SCENARIO_LABELS[sc],
+                "calls_per_sample": CALLS_PER_SAMPLE[sc],
+                "measured_with": [x for b in blocks if sc in b for x in b],
+                "error": scenario_errors.get(sc),
+                "config_json": configs.get(BUNDLE_OF[sc]),
+                "applied_check": checks.get(sc),
+            }
+            for sc in scenarios
         },
         "runtimes": {
             rt.name: {
@@ -655,28 +893,30 @@ def bench(
         "results": {},
         "reference": {},
         "ratios": {},
+        "cost_over_run_ms": {},
         "targets": {},
     }
 
     # ---- table
     print(f"\n== OCI runtime start-up, /bin/true ({args.runs} runs, ms)")
-    header = f"{'runtime':<24}{'scenario':<11}{'median':>9}{'p90':>9}{'min':>9}"
+    header = f"{'runtime':<24}{'scenario':<13}{'median':>9}{'p90':>9}{'min':>9}"
     print(header)
     print("-" * len(header))
-    medians: dict[str, dict[str, float | None]] = {s: {} for s in SCENARIOS}
+    medians: dict[str, dict[str, float | None]] = {sc: {} for sc in scenarios}
     any_ok = False
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
+        label = SCENARIO_LABELS[scenario]
         for rt in runtimes:
-            entry: dict[str, Any] = {}
+            entry: dict[str, Any] = {"scenario": label}
             report["results"].setdefault(rt.name, {})[scenario] = entry
             medians[scenario][rt.name] = None
             s = results[scenario].get(rt.name)
             if rt.binary is None or s is None:
-                print(f"{rt.label:<24}{scenario:<11}{rt.label}: not found")
+                print(f"{rt.label:<24}{label:<13}{rt.label}: not found")
                 entry["status"] = "not found"
                 continue
             if s.error is not None or not s.totals:
-                print(f"{rt.label:<24}{scenario:<11}{rt.label}: failed: {s.error}")
+                print(f"{rt.label:<24}{label:<13}{rt.label}: failed: {s.error}")
                 entry.update(status="failed", error=s.error)
                 continue
             any_ok = True
@@ -692,9 +932,9 @@ def bench(
                 corrected = summarize(s.totals, overhead_ms * CALLS_PER_SAMPLE[scenario])
                 entry["corrected_stats_ms"] = corrected
                 rows = [(f"{rt.label} (raw)", raw), (f"{rt.label} (corrected)", corrected)]
-            for label, st in rows:
+            for row_label, st in rows:
                 print(
-                    f"{label:<24}{scenario:<11}"
+                    f"{row_label:<24}{label:<13}"
                     f"{st['median']:>9.2f}{st['p90']:>9.2f}{st['min']:>9.2f}"
                 )
             medians[scenario][rt.name] = rows[-1][1]["median"]
@@ -705,19 +945,21 @@ def bench(
             continue
         st = summarize(ref.totals)
         report["reference"][ref.name] = st
-        print(f"{ref.name:<35}{st['median']:>9.2f}{st['p90']:>9.2f}{st['min']:>9.2f}")
+        print(f"{ref.name:<37}{st['median']:>9.2f}{st['p90']:>9.2f}{st['min']:>9.2f}")
     if crun is not None:
         print(
             f"crun wrapper overhead per call: {overhead_ms:.2f} ms (median wrapper running "
             "true minus median plain true); corrected = raw - overhead x calls "
-            "(run 1, lifecycle 3)"
+            "(lifecycle 3, the others 1)"
         )
 
     # ---- lifecycle phases
     phase_rows = [
         (rt, results["lifecycle"][rt.name])
         for rt in present
-        if rt.name in results["lifecycle"] and results["lifecycle"][rt.name].totals
+        if "lifecycle" in results
+        and rt.name in results["lifecycle"]
+        and results["lifecycle"][rt.name].totals
     ]
     if phase_rows:
         print(f"\nlifecycle phases, median ms{' (crun raw)' if crun else ''}:")
@@ -728,27 +970,39 @@ def bench(
             )
             print(f"{rt.label:<24}{cells}")
 
-    # ---- ratios and targets
+    # ---- ratios, cost of the limits and of the filter, targets
     print("\n== Ratios (median / median; crun = corrected)")
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
+        label = SCENARIO_LABELS[scenario]
         cove = medians[scenario].get("cove")
         r_runc = ratio(cove, medians[scenario].get("runc"))
         r_crun = ratio(cove, medians[scenario].get("crun"))
         report["ratios"][scenario] = {"cove/runc": r_runc, "cove/crun": r_crun}
-        print(f"{scenario:<11}cove/runc {fmt_ratio(r_runc):>7}   cove/crun {fmt_ratio(r_crun):>7}")
-    run_ratios = report["ratios"]["run"]
+        print(f"{label:<13}cove/runc {fmt_ratio(r_runc):>7}   cove/crun {fmt_ratio(r_crun):>7}")
+        if scenario in ("limits", "seccomp"):
+            costs = {
+                rt.name: difference(
+                    medians[scenario].get(rt.name), medians.get("run", {}).get(rt.name)
+                )
+                for rt in runtimes
+            }
+            report["cost_over_run_ms"][scenario] = costs
+            cells = ", ".join(f"{name} {fmt_ms(cost)}" for name, cost in costs.items())
+            why = "" if "run" in scenarios else " (run not measured)"
+            print(f"{'':<13}cost over plain run{why}: {cells}")
+    run_ratios = report["ratios"].get("run", {})
     targets = [
-        ("cove run median <= 0.8x runc", run_ratios["cove/runc"], TARGET_VS_RUNC),
-        ("cove run median <= 2x crun", run_ratios["cove/crun"], TARGET_VS_CRUN),
+        ("cove run median <= 0.8x runc", run_ratios.get("cove/runc"), TARGET_VS_RUNC),
+        ("cove run median <= 2x crun", run_ratios.get("cove/crun"), TARGET_VS_CRUN),
     ]
     print("targets:")
-    for label, value, limit in targets:
-        report["targets"][label] = {
+    for target, value, limit in targets:
+        report["targets"][target] = {
             "ratio": value,
             "limit": limit,
             "verdict": verdict(value, limit),
         }
-        print(f"  {label:<32}{fmt_ratio(value):>8}  {verdict(value, limit)}")
+        print(f"  {target:<32}{fmt_ratio(value):>8}  {verdict(value, limit)}")
 
     # ---- python start-up and import time
     python = args.python or (str(DEFAULT_PYTHON) if DEFAULT_PYTHON.exists() else sys.executable)

@@ -376,8 +376,6 @@ def test_cwd_is_the_bundle(
 ) -> None:
     if phase == "poststop":
         xfail_on(request, runtime, ["runc"], "runc runs poststop hooks in the cwd of delete")
-    if phase == "poststart":
-        xfail_on(request, runtime, ["runc"], RUNC_POSTSTART)
     rec = hooked()
     rec.record(phase)
     lifecycle(runtime, rec)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cove.runtime.process.launcher import ConsoleHandler
-    from cove.runtime.seccomp import CompiledFilter
+    from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
 
@@ -145,13 +145,14 @@ def create_container(
     return record
 
 
-def _compile_seccomp(config: ContainerConfig) -> CompiledFilter | None:
-    """Built here, in the parent: init cannot load libseccomp once it has pivoted."""
+def _compile_seccomp(config: ContainerConfig) -> BpfFilter | None:
+    """Built here, in the parent (init cannot load libseccomp once it has pivoted), or
+    taken from the cache of compiled profiles."""
     if config.seccomp is None:
         return None
-    from cove.runtime.seccomp import compile_filter
+    from cove.runtime.seccomp_bpf import filter_for
 
-    return compile_filter(config.seccomp)
+    return filter_for(config.seccomp)
 
 
 def _make_exec_fifo(path: str, config: ContainerConfig) -> None:

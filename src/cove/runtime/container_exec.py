@@ -22,7 +22,7 @@ from cove.sys.constants import PR_SET_CHILD_SUBREAPER
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cove.oci.runtime_spec import Spec
-    from cove.runtime.seccomp import CompiledFilter
+    from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
 
@@ -111,15 +111,15 @@ def _container_spec(bundle: str) -> Spec | None:
         return None
 
 
-def _compile_seccomp(spec: Spec | None) -> CompiledFilter | None:
+def _compile_seccomp(spec: Spec | None) -> BpfFilter | None:
     """The container's seccomp profile binds exec'd processes too (compiled here, before
     the namespaces are joined)."""
     if spec is None or spec.linux.seccomp is None:
         return None
     from cove.oci.seccomp import parse_seccomp
-    from cove.runtime.seccomp import compile_filter
+    from cove.runtime.seccomp_bpf import filter_for
 
-    return compile_filter(parse_seccomp(spec.linux.seccomp))
+    return filter_for(parse_seccomp(spec.linux.seccomp))
 
 
 def _process_for(spec: Spec | None, options: ExecOptions) -> ProcessConfig:

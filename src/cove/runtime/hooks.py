@@ -128,6 +128,8 @@ def _run_one(hook: Hook, payload: bytes, cwd: str) -> str | None:
             _kill_group(pid)
         status = _reap(pid)
         pid = 0
+    except OSError as exc:  # out of descriptors or processes, mostly
+        return f"cannot run: {_strerror(exc)}"
     finally:
         if pid:  # interrupted (KeyboardInterrupt, an unexpected error): never leave it
             _kill_group(pid)

@@ -28,6 +28,10 @@ class Long(_SimpleInt):
     _type_ = "l"
 
 
+class _Char(_ctypes._SimpleCData):  # type: ignore[type-arg]
+    _type_ = "c"
+
+
 class _Function(_ctypes.CFuncPtr):
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
     _restype_ = Long
@@ -62,3 +66,12 @@ def errno() -> int:
     """errno as the last call() left it."""
     value: int = _ctypes.get_errno()
     return value
+
+
+def pin(data: bytes) -> tuple[object, int]:
+    """A C copy of `data` and its address, for structures that hold a pointer; keep the
+    first value alive while the address is in use."""
+    array_type: Any = type("CharArray", (_ctypes.Array,), {"_type_": _Char, "_length_": len(data)})
+    array = array_type.from_buffer_copy(data)
+    address: int = _ctypes.addressof(array)
+    return array, address

@@ -284,3 +284,34 @@ def test_without_no_new_privs_or_cap_sys_admin_loading_fails_clearly() -> None:
     report = _fork(body).report
     assert report.startswith("linux.seccomp: cannot load the filter: permission denied")
     assert "CAP_SYS_ADMIN" in report
+
+
+def test_cached_program_loaded_raw_denies_like_libseccomp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The BPF from the cache, loaded with the seccomp() syscall, enforces the profile."""
+    from cove.runtime.seccomp_bpf import filter_for
+
+    monkeypatch.setenv("COVE_SECCOMP_CACHE", str(tmp_path))
+    profile = parse_seccomp(deny("getcwd", errno_ret=errno.ENOTTY))
+    filter_for(profile)  # fills the cache
+    cached = filter_for(profile)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.close(read_end)
+        code = "ok"
+        try:
+            ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+            cached.load()
+            os.getcwd()
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, "?")
+        except BaseException as exc:
+            code = f"error {exc}"
+        os.write(write_end, code.encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 100).decode() == "ENOTTY"
+    os.close(read_end)

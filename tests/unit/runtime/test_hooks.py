@@ -500,10 +500,30 @@ def test_every_hook_is_reaped(state: State, tmp_path: Path, script: MakeScript) 
         script("exit 1"),
         script("kill -9 $$"),
         script("sleep 60", timeout=1),
+        Hook(path=str(tmp_path / "missing")),
     )
-    hooks += (Hook(path=str(tmp_path / "missing")),)
     assert len(run_hooks("poststop", hooks, state, str(tmp_path))) == 4
     assert _children() == before
+
+
+def test_system_error_fails_the_hook_and_cleans_up(
+    state: State, tmp_path: Path, script: MakeScript, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OSError of the runner itself (here: no pidfd) is the hook's failure; the hook
+    process is killed and reaped and no descriptor is left open."""
+    import errno
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    children_before = _children()
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    with pytest.raises(HookFailed) as caught:
+        run_hooks("createRuntime", (script("sleep 60"),), state, str(tmp_path))
+    assert caught.value.reason == "cannot run: too many open files"
+    assert _children() == children_before
+    assert sorted(os.listdir("/proc/self/fd")) == fds_before
 
 
 def test_module_does_not_import_subprocess() -> None:

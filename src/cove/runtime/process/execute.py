@@ -13,7 +13,7 @@ from cove.sys.constants import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cove.runtime.seccomp import CompiledFilter
+    from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -73,14 +73,14 @@ def apply_limits(process: ProcessConfig) -> None:
             ) from None
 
 
-def load_seccomp_before_user_switch(process: ProcessConfig, seccomp: CompiledFilter | None) -> None:
+def load_seccomp_before_user_switch(process: ProcessConfig, seccomp: BpfFilter | None) -> None:
     """Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: load it
     while we still have it (as runc does)."""
     if seccomp is not None and not process.no_new_privileges:
         seccomp.load()
 
 
-def load_seccomp_last(process: ProcessConfig, seccomp: CompiledFilter | None) -> None:
+def load_seccomp_last(process: ProcessConfig, seccomp: BpfFilter | None) -> None:
     """With no_new_privs, load the filter as the very last step before execve."""
     if seccomp is not None and process.no_new_privileges:
         seccomp.load()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from _socket import socket
     from typing import NoReturn
 
-    from cove.runtime.seccomp import CompiledFilter
+    from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
 
@@ -46,7 +46,7 @@ class InitPlan(Data):
         no_pivot: bool = False,
         preserve_fds: int = 0,
         new_keyring: bool = True,
-        seccomp: CompiledFilter | None = None,
+        seccomp: BpfFilter | None = None,
     ) -> None:
         # Compiled by the parent: libseccomp cannot be loaded once pivot_root is done.
         self.seccomp = seccomp

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
-    from cove.runtime.seccomp import CompiledFilter
+    from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
     ConsoleHandler = Callable[[int], None]
@@ -71,7 +71,7 @@ def launch_init(
     preserve_fds: int = 0,
     new_keyring: bool = True,
     prepare_cgroup: Callable[[], None] | None = None,
-    seccomp: CompiledFilter | None = None,
+    seccomp: BpfFilter | None = None,
 ) -> StartedProcess:
     """Fork the setup child, run `prepare_cgroup` meanwhile (create the cgroup, write its
     limits) and move init into `cgroup`; returns once init is Ready (protocol steps 1-6)."""
@@ -132,7 +132,7 @@ class ExecPlan(Data):
         sys: Syscalls,
         setgroups_allowed: bool,
         preserve_fds: int,
-        seccomp: CompiledFilter | None = None,
+        seccomp: BpfFilter | None = None,
     ) -> None:
         self.seccomp = seccomp
         self.process = process
@@ -149,7 +149,7 @@ def launch_exec(
     cgroup: CgroupManager | None,
     on_console: ConsoleHandler | None,
     preserve_fds: int = 0,
-    seccomp: CompiledFilter | None = None,
+    seccomp: BpfFilter | None = None,
 ) -> int:
     """Start `process` inside the namespaces and cgroup of `init_pid`; returns its pid once
     it has exec'd."""
