@@ -494,6 +494,23 @@ def _mounts(node: Field | None) -> tuple[Mount, ...]:
     return tuple(mounts)
 
 
+def parse_hook_list(data: Any, path: str) -> tuple[Hook, ...]:
+    """A list of hooks as config.json writes them (the record keeps post* hooks so)."""
+    return _hooks(Field({"poststop": data}, path.rsplit(".", 1)[0])).poststop
+
+
+def hook_list_to_json(hooks: tuple[Hook, ...]) -> list[dict[str, Any]]:
+    documents = []
+    for hook in hooks:
+        document: dict[str, Any] = {"path": hook.path, "args": list(hook.args)}
+        if hook.env:
+            document["env"] = list(hook.env)
+        if hook.timeout is not None:
+            document["timeout"] = hook.timeout
+        documents.append(document)
+    return documents
+
+
 def _hooks(node: Field) -> Hooks:
     found: dict[str, tuple[Hook, ...]] = {}
     for name in HOOK_NAMES:

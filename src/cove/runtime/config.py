@@ -13,7 +13,7 @@ import resource
 from cove.errors import InvalidSpec
 from cove.oci.data import Data
 from cove.oci.resources import LinuxResources, check_known, parse_resources
-from cove.oci.runtime_spec import Device, IDMapping, Process, Spec, TimeOffset
+from cove.oci.runtime_spec import Device, Hooks, IDMapping, Process, Spec, TimeOffset
 from cove.runtime import capabilities
 from cove.sys import constants as c
 
@@ -163,6 +163,7 @@ class ContainerConfig(Data):
         "devices",
         "domainname",
         "gid_mappings",
+        "hooks",
         "hostname",
         "id",
         "join_namespaces",
@@ -206,6 +207,7 @@ class ContainerConfig(Data):
         resources: LinuxResources | None = None,
         mount_label: str = "",
         seccomp: SeccompProfile | None = None,
+        hooks: Hooks | None = None,
         annotations: dict[str, str] | None = None,
     ) -> None:
         self.id = id
@@ -231,6 +233,7 @@ class ContainerConfig(Data):
         self.resources = LinuxResources() if resources is None else resources
         self.mount_label = mount_label
         self.seccomp = seccomp
+        self.hooks = Hooks() if hooks is None else hooks
         self.annotations = {} if annotations is None else annotations
 
     @property
@@ -294,6 +297,7 @@ class ContainerConfig(Data):
             resources=_resources(spec.linux.resources),
             mount_label=spec.linux.mount_label,
             seccomp=_seccomp(spec.linux.seccomp),
+            hooks=spec.hooks,
             annotations=spec.annotations,
         )
 

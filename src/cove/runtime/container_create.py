@@ -7,7 +7,8 @@ import time
 
 from cove.errors import InvalidArgument
 from cove.oci.data import Data
-from cove.oci.runtime_spec import IDMapping, load_spec
+from cove.oci.runtime_spec import IDMapping, hook_list_to_json, load_spec
+from cove.oci.state import CREATING, STOPPED, State
 from cove.runtime import lsm
 from cove.runtime.cgroups import CgroupManager, cgroup_relpath
 from cove.runtime.cgroups.layout import host_layout
@@ -20,6 +21,7 @@ from cove.sys.constants import PR_SET_CHILD_SUBREAPER
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from cove.runtime.process.launcher import ConsoleHandler
     from cove.runtime.seccomp_bpf import BpfFilter
@@ -84,7 +86,23 @@ def create_container(
         rootfs=config.rootfs,
         created=_rfc3339_now(),
         annotations=config.annotations,
+        hooks=_post_hooks(config),
     )
+    # What every hook gets on stdin; status and pid are filled in per phase.
+    hook_state = State(
+        container_id, CREATING, 0, bundle, config.rootfs, record.created,
+        annotations=config.annotations,
+    )  # fmt: skip
+
+    def run_creation_hooks(init_pid: int) -> None:
+        state = hook_state.replace(pid=init_pid)
+        for phase, hooks in (("prestart", config.hooks.prestart),
+                             ("createRuntime", config.hooks.create_runtime)):  # fmt: skip
+            if hooks:
+                from cove.runtime.hooks import run_hooks
+
+                run_hooks(phase, hooks, state, bundle)
+
     cgroup: CgroupManager | None = None
     init: StartedProcess | None = None
     warnings: list[str] = lsm.warnings_for(config)
@@ -122,6 +140,8 @@ def create_container(
             new_keyring=not options.no_new_keyring,
             prepare_cgroup=prepare_cgroup,
             seccomp=_compile_seccomp(config),
+            on_init_created=run_creation_hooks,
+            hook_state=hook_state,
         )
         record.pid = init.pid
         record.pid_start = start_time(init.pid) or 0
@@ -136,6 +156,15 @@ def create_container(
         if cgroup is not None:
             cgroup.destroy()
         store.remove(container_id)
+        # The spec goes on to its delete step after a failed create: poststop hooks run.
+        if config.hooks.poststop:
+            from cove.runtime.hooks import run_hooks
+
+            failed = run_hooks("poststop", config.hooks.poststop, hook_state.replace(
+                status=STOPPED), bundle)  # fmt: skip
+            for message in failed:
+                if warn is not None:
+                    warn(message)
         raise
     finally:
         os.close(lock_fd)
@@ -143,6 +172,16 @@ def create_container(
         for warning in warnings:
             warn(warning)
     return record
+
+
+def _post_hooks(config: ContainerConfig) -> dict[str, list[dict[str, Any]]]:
+    """The hooks `start` and `delete` run later, kept in the container's record."""
+    kept = {}
+    for phase, hooks in (("poststart", config.hooks.poststart),
+                         ("poststop", config.hooks.poststop)):  # fmt: skip
+        if hooks:
+            kept[phase] = hook_list_to_json(hooks)
+    return kept
 
 
 def _compile_seccomp(config: ContainerConfig) -> BpfFilter | None:

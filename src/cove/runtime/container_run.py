@@ -62,10 +62,16 @@ def run_container(
     masters: list[int] = []
     handler = console_handler(options.create.console_socket, options.detach, masters)
     record = create_container(store, container_id, options.create, sys, handler, warn)
+
+    def report(warnings: list[str]) -> None:
+        for warning in warnings:
+            if warn is not None:
+                warn(warning)
+
     try:
-        start_container(store, container_id)
+        report(start_container(store, container_id))
     except BaseException:
-        destroy(store, record)
+        report(destroy(store, record))
         raise
     if options.detach:
         return 0
@@ -73,4 +79,4 @@ def run_container(
         return wait_for(record.pid, masters[0] if masters else None)
     finally:
         if not options.keep:
-            destroy(store, record)
+            report(destroy(store, record))

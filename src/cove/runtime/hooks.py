@@ -271,11 +271,13 @@ def _reap(pid: int) -> int | None:
 
 
 def _signal_name(signum: int) -> str:
-    import signal  # only on this error path: `signal` builds enums when imported
-
     try:
+        # Only on this error path: `signal` builds enums when imported. In init after
+        # pivot_root the standard library may be out of reach: then the number alone.
+        import signal
+
         return f"{signum} ({signal.Signals(signum).name})"
-    except ValueError:
+    except (ValueError, ImportError):
         return str(signum)
 
 

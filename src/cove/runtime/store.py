@@ -37,6 +37,7 @@ class ContainerRecord(Data):
         "cgroup_paths",
         "created",
         "creating",
+        "hooks",
         "id",
         "owner",
         "pid",
@@ -57,6 +58,7 @@ class ContainerRecord(Data):
         annotations: dict[str, str] | None = None,
         creating: bool = True,
         cgroup_owned: bool = True,
+        hooks: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.id = id
         self.bundle = bundle
@@ -71,6 +73,8 @@ class ContainerRecord(Data):
         self.creating = creating
         # False when the cgroup existed before (shared): joined, never removed.
         self.cgroup_owned = cgroup_owned
+        # poststart and poststop hooks, as config.json writes them: run by start/delete.
+        self.hooks = {} if hooks is None else hooks
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._fields}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cove.cli.runtime import GlobalOptions
+from cove.cli.runtime import GlobalOptions, log
 from cove.cli.runtime.common import exactly, parse_verb, store
 from cove.cli.runtime.flags import Flag
 from cove.runtime.container_delete import delete_container
@@ -15,5 +15,6 @@ def run(options: GlobalOptions, args: list[str]) -> int:
     if parsed is None:
         return 0
     (container_id,) = exactly(parsed, 1, "delete", "the container id")
-    delete_container(store(options), container_id, parsed.switch("force"))
+    for warning in delete_container(store(options), container_id, parsed.switch("force")):
+        log(options, "warning", warning)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cove.cli.runtime import GlobalOptions
+from cove.cli.runtime import GlobalOptions, log
 from cove.cli.runtime.common import exactly, parse_verb, store
 from cove.runtime.container_start import start_container
 
@@ -12,5 +12,6 @@ def run(options: GlobalOptions, args: list[str]) -> int:
     if parsed is None:
         return 0
     (container_id,) = exactly(parsed, 1, "start", "the container id")
-    start_container(store(options), container_id)
+    for warning in start_container(store(options), container_id):
+        log(options, "warning", warning)
     return 0

@@ -91,13 +91,11 @@ def report_failure(sock: socket, exc: BaseException) -> None:
     elif isinstance(exc, OSError):
         message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     else:
-        import traceback
-
-        lines = traceback.format_exception_only(type(exc), exc)
-        message = "internal error: " + "".join(lines).strip()
+        # No imports here: after pivot_root the standard library may be out of reach.
+        message = f"internal error: {type(exc).__name__}: {exc}"
     try:
         protocol.send(sock, protocol.Failure(message))
-    except OSError:
+    except BaseException:
         pass
 
 

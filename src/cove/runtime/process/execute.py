@@ -7,7 +7,7 @@ import resource
 import stat
 
 from cove.errors import ExecutableNotFound, ProcessSetupError, SyscallFailed
-from cove.runtime import capabilities
+from cove.runtime import capabilities, lsm
 from cove.runtime.config import ProcessConfig
 from cove.sys.constants import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS
 
@@ -110,8 +110,6 @@ def switch_user(sys: Syscalls, process: ProcessConfig, setgroups_allowed: bool) 
     except OSError as exc:
         raise ProcessSetupError(f"process.cwd: {process.cwd!r}: {exc.strerror}") from None
     if process.apparmor_profile or process.selinux_label:
-        from cove.runtime import lsm
-
         lsm.apply_exec_labels(process)
     if process.no_new_privileges:
         sys.prctl(PR_SET_NO_NEW_PRIVS, 1)

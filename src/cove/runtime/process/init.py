@@ -12,8 +12,9 @@ import errno
 import os
 import sys as _sys
 
-from cove.errors import ProcessSetupError, SyscallFailed
+from cove.errors import HookFailed, ProcessSetupError, SyscallFailed
 from cove.oci.data import Data
+from cove.oci.state import CREATED, CREATING
 from cove.runtime import rootfs, terminal
 from cove.runtime.cgroups.layout import Layout, host_layout
 from cove.runtime.config import ContainerConfig
@@ -27,14 +28,16 @@ if TYPE_CHECKING:
     from _socket import socket
     from typing import NoReturn
 
+    from cove.oci.runtime_spec import Hook
+    from cove.oci.state import State
     from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
 
 class InitPlan(Data):
     __slots__ = (
-        "config", "new_keyring", "no_pivot", "preserve_fds", "seccomp", "sock", "state_dir_fd",
-        "sys",
+        "config", "hook_state", "new_keyring", "no_pivot", "preserve_fds", "seccomp", "sock",
+        "state_dir_fd", "sys",
     )  # fmt: skip
 
     def __init__(
@@ -47,7 +50,10 @@ class InitPlan(Data):
         preserve_fds: int = 0,
         new_keyring: bool = True,
         seccomp: BpfFilter | None = None,
+        hook_state: State | None = None,
     ) -> None:
+        # The state hooks get (status and pid filled in per phase).
+        self.hook_state = hook_state
         # Compiled by the parent: libseccomp cannot be loaded once pivot_root is done.
         self.seccomp = seccomp
         self.new_keyring = new_keyring
@@ -62,12 +68,16 @@ class InitPlan(Data):
 def run_init(plan: InitPlan) -> NoReturn:
     config, sys = plan.config, plan.sys
     try:
+        if config.hooks.create_container or config.hooks.start_container:
+            # Imported now: once pivot_root is done, cove's own files are out of reach.
+            import cove.runtime.hooks  # noqa: F401
         if plan.new_keyring:
             _join_new_keyring(sys, config.id)
         layout = _cgroup_layout(config)
         gate = CgroupGate(plan)
         rootfs.prepare_rootfs(sys, config, layout, before_cgroup=gate.wait)
         gate.wait()
+        _run_hooks(plan, "createContainer", config.hooks.create_container, CREATING)
         rootfs.switch_root(sys, config.rootfs, plan.no_pivot, config.rootfs_propagation)
         if config.process.terminal:
             _setup_console(plan)
@@ -85,7 +95,7 @@ def run_init(plan: InitPlan) -> NoReturn:
         os._exit(1)
     plan.sock.close()
     try:
-        _wait_for_start(plan.state_dir_fd)
+        _wait_for_start(plan)
         execute.load_seccomp_before_user_switch(config.process, plan.seccomp)
         execute.switch_user(sys, config.process, setgroups_allowed=_may_setgroups(config))
         execute.close_other_fds(3 + plan.preserve_fds)
@@ -142,13 +152,31 @@ def _setup_console(plan: InitPlan) -> None:
     os.close(master)
 
 
-def _wait_for_start(state_dir_fd: int) -> None:
-    # Opening a FIFO for writing blocks until `start` opens it for reading. The state
-    # directory is reached through a descriptor opened before pivot_root.
-    fifo = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+def _wait_for_start(plan: InitPlan) -> None:
+    """Block until `start` opens the exec FIFO, run the startContainer hooks, and tell
+    `start` how they went: b"0", or b"1" and the reason (then init exits)."""
+    # The state directory is reached through a descriptor opened before pivot_root.
+    fifo = os.open(EXEC_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan.state_dir_fd)
+    os.close(plan.state_dir_fd)
+    try:
+        _run_hooks(plan, "startContainer", plan.config.hooks.start_container, CREATED)
+    except HookFailed as exc:
+        os.write(fifo, b"1" + str(exc).encode()[:3000])
+        os.close(fifo)
+        os._exit(1)
     os.write(fifo, b"0")
     os.close(fifo)
-    os.close(state_dir_fd)
+
+
+def _run_hooks(plan: InitPlan, phase: str, hooks: tuple[Hook, ...], status: str) -> None:
+    """Hooks run by init itself: in the container's namespaces, pid 1 as it sees itself."""
+    if not hooks or plan.hook_state is None:
+        return
+    from cove.runtime.hooks import run_hooks
+
+    state = plan.hook_state.replace(status=status, pid=os.getpid())
+    cwd = plan.config.bundle if phase == "createContainer" else "/"
+    run_hooks(phase, hooks, state, cwd)
 
 
 def _may_setgroups(config: ContainerConfig) -> bool:

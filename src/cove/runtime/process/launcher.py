@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
+    from cove.oci.state import State
     from cove.runtime.seccomp_bpf import BpfFilter
     from cove.sys import Syscalls
 
@@ -72,6 +73,8 @@ def launch_init(
     new_keyring: bool = True,
     prepare_cgroup: Callable[[], None] | None = None,
     seccomp: BpfFilter | None = None,
+    on_init_created: Callable[[int], None] | None = None,
+    hook_state: State | None = None,
 ) -> StartedProcess:
     """Fork the setup child, run `prepare_cgroup` meanwhile (create the cgroup, write its
     limits) and move init into `cgroup`; returns once init is Ready (protocol steps 1-6)."""
@@ -88,8 +91,9 @@ def launch_init(
         defer_cgroup_namespace=True,
     )
     init_plan = InitPlan(
-        config, child_sock, sys, state_dir_fd, no_pivot, preserve_fds, new_keyring, seccomp
-    )
+        config, child_sock, sys, state_dir_fd, no_pivot, preserve_fds, new_keyring, seccomp,
+        hook_state,
+    )  # fmt: skip
     child = os.fork()
     if child == 0:
         parent_sock.close()
@@ -110,6 +114,8 @@ def launch_init(
         # Step 4: while init prepares its mounts, move it into its cgroup.
         if cgroup is not None:
             cgroup.join(init_pid)
+        if on_init_created is not None:
+            on_init_created(init_pid)  # prestart/createRuntime hooks: before init pivots
         protocol.send(parent_sock, protocol.CgroupJoined())
         if config.process.terminal:
             _receive_console(parent_sock, on_console)
