@@ -223,3 +223,24 @@ def test_limits_the_host_cannot_enforce_are_refused(
     res = rt.create(b, container_id)
     assert res.returncode == 1 and "hugepageLimits" in res.stderr, res.describe()
     assert not (rt.root / container_id).exists()
+
+
+@needs_v1
+def test_container_sees_its_own_cgroup_read_only(
+    make_runtime: Callable[[str], Runtime], bundle: Callable[..., Bundle]
+) -> None:
+    """With a cgroup namespace, /proc/self/cgroup shows "/" and the mounted hierarchies
+    are the container's own cgroup (its limits at their root), read-only."""
+    rt = make_runtime("cove")
+    b = bundle()
+    b.add_namespace("cgroup")
+    b.linux["resources"] = {"pids": {"limit": 42}}
+    limit = "/sys/fs/cgroup/pids/pids.max"
+    b.shell(f"grep ':pids:' /proc/self/cgroup; cat {limit}; "
+            f"echo 1 > {limit} 2>/dev/null && echo writable || echo ro")  # fmt: skip
+    res = rt.run(b, b.id)
+    res.check()
+    lines = res.stdout.split()
+    assert lines[0].endswith(":pids:/")
+    assert lines[1] == "42"
+    assert lines[2] == "ro"
