@@ -56,4 +56,5 @@ LAUNCHER
   mv "$target.tmp" "$target"
 }
 write_launcher cove-runtime cove.cli.runtime
+write_launcher cove cove.cli.engine
 echo "cove installed: $bindir/cove-runtime ($("$bindir/cove-runtime" --version | head -1))"

@@ -1,0 +1,112 @@
+"""`cove`: the Docker-compatible command line.
+
+Commands are modules under this package, imported only when used (as pip's
+commands_dict): `cove --help` and short commands stay fast. Each module has
+`add_arguments(parser)` and `run(args, context) -> int`. Docker's exit codes: 125 when
+cove itself fails or the command line is wrong, 1 for a failed request (no such image...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# command -> (module, one-line help). Aliases map to the same module, as docker's do.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "images": ("image_ls", "list images"),
+    "image": ("image", "manage images (ls, inspect, tag, rm, prune)"),
+    "tag": ("image_tag", "add a name to an image"),
+    "rmi": ("image_rm", "remove images"),
+    "version": ("version", "show cove's version"),
+}
+
+DEFAULT_ROOT = "/var/lib/cove"
+USAGE_ERROR = 125
+REQUEST_FAILED = 1
+
+
+class Context:
+    """What every command gets: where the engine keeps its state."""
+
+    def __init__(self, root: str, debug: bool) -> None:
+        self.root = root
+        self.debug = debug
+
+    @property
+    def images_dir(self) -> str:
+        return os.path.join(self.root, "images")
+
+
+def main(argv: list[str] | None = None) -> int:
+    status = run(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        sys.stdout.flush()
+        raise SystemExit(status)
+    return status
+
+
+def run(args: list[str]) -> int:
+    root = os.environ.get("COVE_ROOT", DEFAULT_ROOT)
+    debug = False
+    while args and args[0].startswith("-"):
+        flag, _, value = args[0].partition("=")
+        if flag in ("-h", "--help"):
+            sys.stdout.write(_help())
+            return 0
+        if flag in ("-v", "--version"):
+            args = ["version"]
+            break
+        if flag in ("-D", "--debug"):
+            debug, args = True, args[1:]
+            continue
+        if flag == "--root":
+            if not value:
+                if len(args) < 2:
+                    return _usage("--root needs a folder")
+                value, args = args[1], args[1:]
+            root, args = value, args[1:]
+            continue
+        return _usage(f"unknown flag: {flag}")
+    if not args:
+        sys.stdout.write(_help())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        return _usage(f"'{name}' is not a cove command (see 'cove --help')")
+    return dispatch(name, rest, Context(os.path.abspath(root), debug))
+
+
+def dispatch(name: str, args: list[str], context: Context) -> int:
+    from cove.cli.engine.parser import CommandParser, UsageError
+    from cove.errors import CoveError
+
+    module_name, summary = COMMANDS[name]
+    module = __import__(f"cove.cli.engine.{module_name}", fromlist=["run"])
+    parser = CommandParser(prog=f"cove {name}", description=summary)
+    module.add_arguments(parser)
+    try:
+        parsed = parser.parse_args(args)
+    except UsageError as exc:
+        return _usage(str(exc))
+    try:
+        status: int = module.run(parsed, context)
+        return status
+    except UsageError as exc:
+        return _usage(str(exc))
+    except CoveError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return REQUEST_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _usage(message: str) -> int:
+    sys.stderr.write(f"cove: {message}\n")
+    return USAGE_ERROR
+
+
+def _help() -> str:
+    lines = ["usage: cove [--root DIR] [--debug] COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in sorted(COMMANDS.items())]
+    lines += ["", f"state lives in --root or $COVE_ROOT (default {DEFAULT_ROOT})"]
+    return "\n".join(lines) + "\n"
