@@ -13,10 +13,6 @@ import sys
 
 # command -> (module, one-line help). Aliases map to the same module, as docker's do.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "images": ("image_ls", "list images"),
-    "image": ("image", "manage images (ls, inspect, tag, rm, prune)"),
-    "tag": ("image_tag", "add a name to an image"),
-    "rmi": ("image_rm", "remove images"),
     "version": ("version", "show cove's version"),
 }
 

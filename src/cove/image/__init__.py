@@ -1,0 +1,1 @@
+"""Image management: references, blob store, layers, snapshots."""
