@@ -100,3 +100,108 @@ class SyscallFailed(CoveError):
         super().__init__(f"{what}: {strerror}")
         self.errno = errno
         self.strerror = strerror
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+class InvalidReference(CoveError):
+    """An image reference (name[:tag][@digest]) does not follow Docker's grammar."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        super().__init__(f"invalid reference {text!r}: {problem}")
+        self.text = text
+        self.problem = problem
+
+
+class InvalidDigest(CoveError):
+    """A content digest (algorithm:hex) is malformed or uses an unsupported algorithm."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        super().__init__(f"invalid digest {text!r}: {problem}")
+        self.text = text
+        self.problem = problem
+
+
+class DigestMismatch(CoveError):
+    """Content does not hash to the digest it was announced with."""
+
+    def __init__(self, expected: object, actual: object, subject: str = "") -> None:
+        where = f" for {subject}" if subject else ""
+        super().__init__(f"digest mismatch{where}: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+        self.subject = subject
+
+
+class SizeMismatch(CoveError):
+    """Content is longer or shorter than the size it was announced with."""
+
+    def __init__(self, expected: int, actual: int, subject: str = "") -> None:
+        where = f" for {subject}" if subject else ""
+        super().__init__(f"size mismatch{where}: expected {expected} bytes, got {actual}")
+        self.expected = expected
+        self.actual = actual
+        self.subject = subject
+
+
+class InvalidManifest(CoveError):
+    """An image manifest, index or image config is malformed or unsupported."""
+
+
+class NoMatchingPlatform(CoveError):
+    """An image index has no manifest for the wanted platform."""
+
+
+class NoSuchImage(CoveError):
+    def __init__(self, term: str) -> None:
+        super().__init__(f"no such image: {term}")
+        self.term = term
+
+
+class AmbiguousImage(CoveError):
+    """A short image id matches more than one image."""
+
+    def __init__(self, term: str, candidates: list[str]) -> None:
+        super().__init__(
+            f"image id prefix {term!r} is ambiguous: it matches {', '.join(candidates)}"
+        )
+        self.term = term
+        self.candidates = candidates
+
+
+class NoSuchBlob(CoveError):
+    def __init__(self, digest: object, where: str) -> None:
+        super().__init__(f"blob {digest} does not exist in {where}")
+        self.digest = digest
+        self.where = where
+
+
+class ImageStoreError(CoveError):
+    """The image store on disk cannot be read or written (names the path)."""
+
+
+# --- layers ------------------------------------------------------------------------------
+
+
+class LayerError(CoveError):
+    """An image layer cannot be applied or produced (corrupt stream, i/o failure...)."""
+
+
+class LayerRejected(LayerError):
+    """A layer entry is hostile or malformed (escapes the layer, goes through a symlink...)."""
+
+
+class LayerDigestMismatch(LayerError):
+    """The compressed digest or the diff_id of a layer is not the expected one."""
+
+    def __init__(self, layer: str, what: str, expected: str, actual: str) -> None:
+        super().__init__(f"layer {layer}: {what} mismatch: expected {expected}, got {actual}")
+        self.layer = layer
+        self.what = what
+        self.expected = expected
+        self.actual = actual
+
+
+class SnapshotError(CoveError):
+    """A container root filesystem snapshot cannot be prepared, mounted or removed."""

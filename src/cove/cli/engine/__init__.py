@@ -13,6 +13,11 @@ import sys
 
 # command -> (module, one-line help). Aliases map to the same module, as docker's do.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "images": ("image_ls", "list images"),
+    "image": ("image", "manage images: ls, inspect, tag, rm, prune"),
+    "import": ("image_import", "make an image from a root filesystem tarball"),
+    "rmi": ("image_rm", "remove images"),
+    "tag": ("image_tag", "give an image another name"),
     "version": ("version", "show cove's version"),
 }
 
@@ -73,12 +78,17 @@ def run(args: list[str]) -> int:
 
 
 def dispatch(name: str, args: list[str], context: Context) -> int:
+    module_name, summary = COMMANDS[name]
+    return run_module(module_name, f"cove {name}", summary, args, context)
+
+
+def run_module(module_name: str, prog: str, summary: str, args: list[str], context: Context) -> int:
+    """Import one command module, parse its arguments, run it; errors become exit codes."""
     from cove.cli.engine.parser import CommandParser, UsageError
     from cove.errors import CoveError
 
-    module_name, summary = COMMANDS[name]
     module = __import__(f"cove.cli.engine.{module_name}", fromlist=["run"])
-    parser = CommandParser(prog=f"cove {name}", description=summary)
+    parser = CommandParser(prog=prog, description=summary)
     module.add_arguments(parser)
     try:
         parsed = parser.parse_args(args)

@@ -1,0 +1,27 @@
+"""cove image SUBCOMMAND: ls, inspect, tag, rm, prune."""
+
+from __future__ import annotations
+
+import argparse
+
+from cove.cli.engine import Context, run_module
+
+# subcommand -> (module, help); ls, tag and rm are also top-level (images, tag, rmi).
+SUBCOMMANDS = {
+    "ls": ("image_ls", "list images"),
+    "list": ("image_ls", "list images"),
+    "inspect": ("image_inspect", "show images' details (JSON)"),
+    "tag": ("image_tag", "give an image another name"),
+    "rm": ("image_rm", "remove images"),
+    "prune": ("image_prune", "remove unused images"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("subcommand", choices=sorted(SUBCOMMANDS))
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    module_name, summary = SUBCOMMANDS[args.subcommand]
+    return run_module(module_name, f"cove image {args.subcommand}", summary, args.rest, context)

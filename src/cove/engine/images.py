@@ -1,0 +1,167 @@
+"""The image service: list, inspect, tag, remove and prune images in Docker's shapes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cove.errors import InvalidArgument
+from cove.image.reference import Reference, parse_reference
+from cove.image.store import ImageRecord, ImageStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One line of `docker images`: an image under one of its names (or <none>)."""
+
+    repository: str
+    tag: str
+    id: str
+    digest: str
+    created: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Removed:
+    untagged: tuple[str, ...]
+    deleted: tuple[str, ...]
+
+
+class ImageService:
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def _store(self) -> ImageStore:
+        return ImageStore(os.path.join(self.root, "images"))
+
+    def rows(self, all_images: bool = False, dangling: bool | None = None) -> list[ImageRow]:
+        with self._store() as store:
+            rows = []
+            for record in store.images():
+                names = record.names
+                if dangling is True and names:
+                    continue
+                if dangling is False and not names:
+                    continue
+                if not names:
+                    rows.append(_row(record, None))
+                for name in names:
+                    rows.append(_row(record, name))
+            return rows
+
+    def inspect(self, term: str) -> dict[str, Any]:
+        with self._store() as store:
+            record = store.resolve(term)
+            config = store.config(record)
+            manifest = store.manifest(record)
+            execution = config.config
+            return {
+                "Id": str(record.id),
+                "RepoTags": list(record.repo_tags()),
+                "RepoDigests": list(record.repo_digests()),
+                "Parent": "",
+                "Comment": "",
+                "Created": config.created or record.created,
+                "DockerVersion": "",
+                "Author": config.author,
+                "Config": {
+                    "User": execution.user,
+                    "ExposedPorts": {port: {} for port in execution.exposed_ports} or None,
+                    "Env": list(execution.env),
+                    "Cmd": None if execution.cmd is None else list(execution.cmd),
+                    "Entrypoint": None
+                    if execution.entrypoint is None
+                    else list(execution.entrypoint),
+                    "Volumes": {path: {} for path in execution.volumes} or None,
+                    "WorkingDir": execution.working_dir,
+                    "Labels": dict(execution.labels) or None,
+                    "StopSignal": execution.stop_signal or None,
+                },
+                "Architecture": config.architecture,
+                "Variant": config.variant or None,
+                "Os": config.os,
+                "Size": record.size,
+                "RootFS": {"Type": "layers", "Layers": [str(d) for d in config.diff_ids]},
+                "Metadata": {"LastTagTime": record.added},
+                "Descriptor": {
+                    "mediaType": manifest.media_type,
+                    "digest": str(record.manifest_digest),
+                    "size": record.manifest_size,
+                },
+            }
+
+    def tag(self, source: str, target: str) -> Reference:
+        reference = parse_reference(target)
+        if reference.digest is not None:
+            raise InvalidArgument(f"refusing to tag with a digest reference: {target}")
+        with self._store() as store:
+            return store.tag(store.resolve(source), str(reference))
+
+    def remove(self, term: str, force: bool = False) -> Removed:
+        """As `docker rmi`: a name is untagged; the image goes when no name is left (or
+        when given by id: then it must have one name, or force)."""
+        with self._store() as store:
+            record = store.resolve(term)
+            by_name = _is_name_of(term, record)
+            if by_name and len(record.names) > 1:
+                untagged = store.untag(term)
+                return Removed((_familiar_of(term),), ()) if untagged else Removed((), ())
+            if not by_name and len(record.names) > 1 and not force:
+                raise InvalidArgument(
+                    f"image {record.short_id} has several names ({', '.join(record.repo_tags())}):"
+                    " remove them by name, or use --force"
+                )
+            removal = store.remove(record)
+            return Removed(
+                tuple(name.familiar() for name in removal.untagged),
+                (
+                    str(removal.image.id),
+                    *(str(d) for d in removal.deleted if d != removal.image.id),
+                ),
+            )
+
+    def prune(self, all_unused: bool = False) -> tuple[list[Removed], int]:
+        """Remove dangling images (no name), or with all_unused every image (no container
+        uses images yet); returns what went and the bytes reclaimed."""
+        removed = []
+        reclaimed = 0
+        with self._store() as store:
+            for record in store.images():
+                if record.names and not all_unused:
+                    continue
+                before = sum(store.blob_size(d) for d in store.blobs())
+                removal = store.remove(record)
+                reclaimed += before - sum(store.blob_size(d) for d in store.blobs())
+                removed.append(Removed(
+                    tuple(name.familiar() for name in removal.untagged), (str(removal.image.id),)
+                ))  # fmt: skip
+        return removed, reclaimed
+
+
+def _row(record: ImageRecord, name: Reference | None) -> ImageRow:
+    digests = record.repo_digests()
+    return ImageRow(
+        repository="<none>" if name is None else name.familiar_name(),
+        tag="<none>" if name is None or name.tag is None else name.tag,
+        id=str(record.id),
+        digest=digests[0].split("@", 1)[1] if digests else "<none>",
+        created=record.created,
+        size=record.size,
+    )
+
+
+def _is_name_of(term: str, record: ImageRecord) -> bool:
+    try:
+        reference = parse_reference(term)
+    except Exception:
+        return False
+    return any(str(name) == str(reference) for name in record.names)
+
+
+def _familiar_of(term: str) -> str:
+    return parse_reference(term).familiar()

@@ -1,0 +1,810 @@
+"""Typed image documents: OCI manifest and index, Docker schema2 manifest and manifest list,
+the image config, and platform selection from an index.
+
+Parsing keeps the bytes it was given (`raw`): a document's digest is always computed over
+the bytes that were fetched or stored, never over a re-serialisation. `to_json()` writes
+canonical JSON (sorted keys, no insignificant whitespace) for documents we create;
+members this module does not model are kept in `extra` dicts so they survive a round trip.
+
+The OCI manifest and Docker's schema2 manifest have the same shape, as do the OCI index and
+Docker's manifest list: one class each (`ImageManifest`, `ImageIndex`), told apart by
+`media_type`. Docker schema1 manifests are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os as _os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cove.errors import (
+    InvalidArgument,
+    InvalidDigest,
+    InvalidManifest,
+    InvalidSpec,
+    NoMatchingPlatform,
+)
+from cove.image.digest import Digest
+from cove.oci.reader import Field, opt_str
+
+# --- media types ---------------------------------------------------------------------------
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYOUT_HEADER = "application/vnd.oci.layout.header.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+OCI_LAYER_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_LAYER_NONDISTRIBUTABLE_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_LAYER_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+#: layer media type -> compression ("" for a plain tar)
+LAYER_TYPES: dict[str, str] = {
+    OCI_LAYER: "",
+    OCI_LAYER_GZIP: "gzip",
+    OCI_LAYER_ZSTD: "zstd",
+    OCI_LAYER_NONDISTRIBUTABLE: "",
+    OCI_LAYER_NONDISTRIBUTABLE_GZIP: "gzip",
+    OCI_LAYER_NONDISTRIBUTABLE_ZSTD: "zstd",
+    DOCKER_LAYER_GZIP: "gzip",
+    DOCKER_FOREIGN_LAYER_GZIP: "gzip",
+}
+#: what a registry client sends in Accept, most preferred first
+ACCEPT = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
+
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+
+# Content types that say nothing about which document it is.
+_GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream", "text/plain"})
+
+
+def layer_compression(media_type: str) -> str:
+    """The compression of a layer media type: "gzip", "zstd" or "" (a plain tar).
+
+    Raises InvalidManifest for a media type that is not a layer.
+    """
+    try:
+        return LAYER_TYPES[media_type]
+    except KeyError:
+        raise InvalidManifest(f"unsupported layer media type {media_type!r}") from None
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- platforms -----------------------------------------------------------------------------
+
+_KNOWN_OS = frozenset(
+    {"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos"}
+)
+_ARCH_ALIASES: dict[str, tuple[str, str]] = {
+    "x86_64": ("amd64", ""),
+    "x86-64": ("amd64", ""),
+    "i386": ("386", ""),
+    "i486": ("386", ""),
+    "i586": ("386", ""),
+    "i686": ("386", ""),
+    "aarch64": ("arm64", ""),
+    "armhf": ("arm", "v7"),
+    "armel": ("arm", "v6"),
+    "armv5l": ("arm", "v5"),
+    "armv6l": ("arm", "v6"),
+    "armv7l": ("arm", "v7"),
+    "armv8l": ("arm", "v8"),
+}
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What an image runs on; `str()` is `os/architecture[/variant]` (`linux/arm64/v8`)."""
+
+    os: str
+    architecture: str
+    variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        text = f"{self.os}/{self.architecture}"
+        return f"{text}/{self.variant}" if self.variant else text
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        return parse_platform(text)
+
+    def normalized(self) -> Platform:
+        """Canonical spelling, as containerd normalises: `aarch64` is arm64/v8, `x86_64`
+        is amd64 (whose variant is ignored), bare `arm` is arm/v7."""
+        os_name = self.os.lower()
+        if os_name == "macos":
+            os_name = "darwin"
+        arch, variant = self.architecture.lower(), self.variant.lower()
+        if arch in _ARCH_ALIASES:
+            arch, alias_variant = _ARCH_ALIASES[arch]
+            variant = variant or alias_variant
+        if variant.isdigit():
+            variant = f"v{variant}"
+        if arch == "arm64" and variant in ("", "v8"):
+            variant = "v8"
+        elif arch == "arm" and variant == "":
+            variant = "v7"
+        elif arch == "amd64":
+            variant = ""
+        return Platform(os_name, arch, variant, self.os_version, self.os_features)
+
+    def matches(self, other: Platform) -> bool:
+        """Same os, architecture and variant once both are normalised."""
+        a, b = self.normalized(), other.normalized()
+        return (a.os, a.architecture, a.variant) == (b.os, b.architecture, b.variant)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            out["variant"] = self.variant
+        if self.os_version:
+            out["os.version"] = self.os_version
+        if self.os_features:
+            out["os.features"] = list(self.os_features)
+        return out
+
+
+def host_platform() -> Platform:
+    """The platform of this machine (linux/amd64 on an x86-64 host)."""
+    uname = _os.uname()
+    return Platform(uname.sysname.lower(), uname.machine).normalized()
+
+
+def parse_platform(text: str) -> Platform:
+    """`os/arch[/variant]`, or just `os` or `arch` (the rest from this host), normalised."""
+    parts = text.strip().split("/")
+    if not text.strip() or len(parts) > 3 or not all(parts):
+        raise InvalidArgument(f"invalid platform {text!r}: expected os/architecture[/variant]")
+    if len(parts) == 1:
+        host = host_platform()
+        word = parts[0].lower()
+        if word in _KNOWN_OS:
+            return Platform(word, host.architecture, host.variant).normalized()
+        return Platform(host.os, word).normalized()
+    variant = parts[2] if len(parts) == 3 else ""
+    return Platform(parts[0], parts[1], variant).normalized()
+
+
+def _platform_rank(want: Platform, have: Platform) -> int | None:
+    """0 for an exact match, higher for a compatible fallback, None when it cannot run.
+
+    Fallbacks follow containerd: arm/vN also runs vN-1 down to v5, arm64 runs 32-bit arm,
+    amd64 ignores the variant (preferring the baseline when both are offered).
+    """
+    raw_variant = have.variant.lower()
+    have = have.normalized()
+    if have.os != want.os:
+        return None
+    if want.architecture == "amd64":
+        if have.architecture != "amd64":
+            return None
+        return 0 if raw_variant in ("", "v1", "1") else 1
+    vector: list[tuple[str, str]] = [(want.architecture, want.variant)]
+    if want.architecture == "arm64":
+        if want.variant != "v8":
+            vector.append(("arm64", "v8"))
+        vector += [("arm", f"v{n}") for n in (8, 7, 6, 5)]
+    elif want.architecture == "arm" and re.fullmatch(r"v[5-8]", want.variant):
+        top = int(want.variant[1:])
+        vector += [("arm", f"v{n}") for n in range(top - 1, 4, -1)]
+    try:
+        return vector.index((have.architecture, have.variant))
+    except ValueError:
+        return None
+
+
+# --- descriptors -------------------------------------------------------------------------
+
+
+@dataclass
+class Descriptor:
+    """A typed pointer to content: media type, digest, size (OCI descriptor)."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    urls: tuple[str, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
+    platform: Platform | None = None
+    artifact_type: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(mediaType=self.media_type, digest=str(self.digest), size=self.size)
+        if self.urls:
+            out["urls"] = list(self.urls)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.platform is not None:
+            out["platform"] = self.platform.to_json()
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        return out
+
+
+_DESCRIPTOR_KEYS = frozenset(
+    {"mediaType", "digest", "size", "urls", "annotations", "platform", "artifactType"}
+)
+
+
+def _digest(node: Field) -> Digest:
+    try:
+        return Digest.parse(node.as_str())
+    except InvalidDigest as err:
+        raise node.fail(err.problem) from None
+
+
+def _descriptor(node: Field) -> Descriptor:
+    node.obj()
+    size = node.need("size").as_int()
+    if size < 0:
+        raise node.need("size").fail("size must not be negative")
+    platform_node = node.get("platform")
+    return Descriptor(
+        media_type=node.need("mediaType").as_str(),
+        digest=_digest(node.need("digest")),
+        size=size,
+        urls=_strs(node, "urls"),
+        annotations=_str_map(node, "annotations"),
+        platform=None if platform_node is None else _platform(platform_node),
+        artifact_type=opt_str(node, "artifactType"),
+        extra={k: v for k, v in node.value.items() if k not in _DESCRIPTOR_KEYS},
+    )
+
+
+def _platform(node: Field) -> Platform:
+    node.obj()
+    return Platform(
+        os=node.need("os").as_str(),
+        architecture=node.need("architecture").as_str(),
+        variant=opt_str(node, "variant"),
+        os_version=opt_str(node, "os.version"),
+        os_features=_strs(node, "os.features"),
+    )
+
+
+def _strs(node: Field, key: str) -> tuple[str, ...]:
+    child = node.get(key)
+    return () if child is None else child.strs()
+
+
+def _str_map(node: Field, key: str) -> dict[str, str]:
+    child = node.get(key)
+    return {} if child is None else child.str_map()
+
+
+# --- manifests and indexes -----------------------------------------------------------------
+
+
+@dataclass
+class ImageManifest:
+    """An OCI image manifest or a Docker schema2 manifest (see `media_type`)."""
+
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: dict[str, str] = field(default_factory=dict)
+    subject: Descriptor | None = None
+    artifact_type: str = ""
+    schema_version: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: the bytes this was parsed from (b"" for a manifest built in memory)
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def is_docker(self) -> bool:
+        return self.media_type == DOCKER_MANIFEST
+
+    def to_json(self) -> bytes:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            schemaVersion=self.schema_version,
+            mediaType=self.media_type,
+            config=self.config.to_json(),
+            layers=[layer.to_json() for layer in self.layers],
+        )
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.subject is not None:
+            out["subject"] = self.subject.to_json()
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        return canonical_json(out)
+
+    def content(self) -> bytes:
+        """The bytes that the digest covers: `raw`, or canonical JSON when built in memory."""
+        return self.raw or self.to_json()
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.content())
+
+    def descriptor(self) -> Descriptor:
+        data = self.content()
+        return Descriptor(self.media_type, Digest.of(data), len(data))
+
+
+@dataclass
+class ImageIndex:
+    """An OCI image index or a Docker manifest list (see `media_type`)."""
+
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    annotations: dict[str, str] = field(default_factory=dict)
+    subject: Descriptor | None = None
+    artifact_type: str = ""
+    schema_version: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def is_docker(self) -> bool:
+        return self.media_type == DOCKER_MANIFEST_LIST
+
+    def to_json(self) -> bytes:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            schemaVersion=self.schema_version,
+            mediaType=self.media_type,
+            manifests=[m.to_json() for m in self.manifests],
+        )
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.subject is not None:
+            out["subject"] = self.subject.to_json()
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        return canonical_json(out)
+
+    def content(self) -> bytes:
+        return self.raw or self.to_json()
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.content())
+
+    def descriptor(self) -> Descriptor:
+        data = self.content()
+        return Descriptor(self.media_type, Digest.of(data), len(data))
+
+    def platforms(self) -> list[Platform]:
+        return [m.platform for m in self.manifests if m.platform is not None]
+
+    def select(self, platform: Platform | str | None = None) -> Descriptor:
+        return select_manifest(self, platform)
+
+
+def select_manifest(index: ImageIndex, platform: Platform | str | None = None) -> Descriptor:
+    """The manifest of `index` for `platform` (default: this host, linux/amd64 here).
+
+    An exact match wins over a compatible one (arm/v6 for an arm/v7 host, ...); among equals
+    the first in the index wins. Entries without a platform (attestations) never match.
+    Raises NoMatchingPlatform listing what the index offers.
+    """
+    if platform is None:
+        want = host_platform()
+    elif isinstance(platform, str):
+        want = parse_platform(platform)
+    else:
+        want = platform.normalized()
+    best: Descriptor | None = None
+    best_rank = 0
+    for entry in index.manifests:
+        if entry.platform is None or entry.media_type not in MANIFEST_TYPES | INDEX_TYPES:
+            continue
+        rank = _platform_rank(want, entry.platform)
+        if rank is not None and (best is None or rank < best_rank):
+            best, best_rank = entry, rank
+    if best is None:
+        offered = ", ".join(str(p) for p in index.platforms()) or "none"
+        raise NoMatchingPlatform(
+            f"no manifest for platform {want} in index {index.digest} (it offers: {offered})"
+        )
+    return best
+
+
+# --- the image config ----------------------------------------------------------------------
+
+_EXEC_KEYS = frozenset(
+    {
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "Volumes",
+        "WorkingDir",
+        "Labels",
+        "StopSignal",
+    }
+)
+
+
+@dataclass
+class ExecutionConfig:
+    """The `config` member of an image config: defaults for containers of the image.
+
+    `entrypoint`/`cmd` are None when absent (not the same as an empty list for docker's
+    override rules). Other members (Healthcheck, Shell, OnBuild, ArgsEscaped, ...) are
+    kept in `extra` under their JSON names.
+    """
+
+    user: str = ""
+    exposed_ports: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    volumes: tuple[str, ...] = ()
+    working_dir: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    stop_signal: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        if self.user:
+            out["User"] = self.user
+        if self.exposed_ports:
+            out["ExposedPorts"] = {port: {} for port in self.exposed_ports}
+        if self.env:
+            out["Env"] = list(self.env)
+        if self.entrypoint is not None:
+            out["Entrypoint"] = list(self.entrypoint)
+        if self.cmd is not None:
+            out["Cmd"] = list(self.cmd)
+        if self.volumes:
+            out["Volumes"] = {volume: {} for volume in self.volumes}
+        if self.working_dir:
+            out["WorkingDir"] = self.working_dir
+        if self.labels:
+            out["Labels"] = dict(self.labels)
+        if self.stop_signal:
+            out["StopSignal"] = self.stop_signal
+        return out
+
+
+@dataclass
+class History:
+    created: str = ""
+    created_by: str = ""
+    author: str = ""
+    comment: str = ""
+    empty_layer: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in (
+            ("created", self.created),
+            ("created_by", self.created_by),
+            ("author", self.author),
+            ("comment", self.comment),
+        ):
+            if value:
+                out[key] = value
+        if self.empty_layer:
+            out["empty_layer"] = True
+        return out
+
+
+_CONFIG_KEYS = frozenset(
+    {
+        "created",
+        "author",
+        "architecture",
+        "os",
+        "os.version",
+        "os.features",
+        "variant",
+        "config",
+        "rootfs",
+        "history",
+    }
+)
+
+
+@dataclass
+class ImageConfig:
+    """The image config (OCI `application/vnd.oci.image.config.v1+json` or Docker's).
+
+    Its digest is the image id. `diff_ids` are the digests of the uncompressed layers.
+    """
+
+    architecture: str
+    os: str
+    diff_ids: tuple[Digest, ...] = ()
+    variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
+    created: str = ""
+    author: str = ""
+    config: ExecutionConfig = field(default_factory=ExecutionConfig)
+    history: tuple[History, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def platform(self) -> Platform:
+        return Platform(self.os, self.architecture, self.variant, self.os_version)
+
+    def created_time(self) -> datetime | None:
+        """`created` as an aware datetime (RFC 3339, nanoseconds truncated), or None."""
+        return parse_time(self.created)
+
+    def to_json(self) -> bytes:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(architecture=self.architecture, os=self.os)
+        if self.variant:
+            out["variant"] = self.variant
+        if self.os_version:
+            out["os.version"] = self.os_version
+        if self.os_features:
+            out["os.features"] = list(self.os_features)
+        if self.created:
+            out["created"] = self.created
+        if self.author:
+            out["author"] = self.author
+        out["config"] = self.config.to_json()
+        out["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d in self.diff_ids]}
+        if self.history:
+            out["history"] = [entry.to_json() for entry in self.history]
+        return canonical_json(out)
+
+    def content(self) -> bytes:
+        return self.raw or self.to_json()
+
+    @property
+    def digest(self) -> Digest:
+        """The image id."""
+        return Digest.of(self.content())
+
+
+_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", re.IGNORECASE)
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 timestamp as Go writes it (up to nanoseconds) -> aware datetime, or None
+    when `text` is empty or not such a timestamp."""
+    match = _TIME_RE.fullmatch(text.strip()) if text else None
+    if match is None:
+        return None
+    base, fraction, zone = match.groups()
+    fraction = (fraction or "")[:7]  # "." and at most 6 digits
+    zone = "+00:00" if zone is None or zone.upper() == "Z" else zone
+    try:
+        return datetime.fromisoformat(base + fraction + zone)
+    except ValueError:
+        return None
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _reading(kind: str, media_type: str) -> Iterator[None]:
+    try:
+        yield
+    except InvalidSpec as err:
+        raise InvalidManifest(f"invalid {kind} ({media_type}): {err}") from None
+
+
+def _load(data: bytes, kind: str, media_type: str) -> Field:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidManifest(f"invalid {kind} ({media_type}): not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise InvalidManifest(f"invalid {kind} ({media_type}): expected a JSON object")
+    return Field(value, "")
+
+
+def _media_type(root: Field, given: str | None) -> str:
+    """The document's media type: its mediaType member, else the one it was served with,
+    else guessed from its shape (an OCI index has manifests, an OCI manifest a config)."""
+    given = (given or "").split(";")[0].strip().lower()
+    if given in _GENERIC_TYPES:
+        given = ""
+    version = root.value.get("schemaVersion")
+    if given in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED) or version == 1:
+        raise InvalidManifest(
+            "docker schema1 manifests are not supported (the image is too old: re-push it)"
+        )
+    declared_node = root.value.get("mediaType")
+    if declared_node is not None and not isinstance(declared_node, str):
+        raise InvalidManifest("invalid manifest: mediaType: expected a string")
+    declared = declared_node or ""
+    if declared and given and declared != given:
+        raise InvalidManifest(f"manifest served as {given} declares mediaType {declared}")
+    if declared or given:
+        return declared or given
+    if "manifests" in root.value:
+        return OCI_INDEX
+    if "config" in root.value or "layers" in root.value:
+        return OCI_MANIFEST
+    raise InvalidManifest("cannot tell the document type: no mediaType, config or manifests")
+
+
+def _check_schema_version(root: Field) -> int:
+    version = root.need("schemaVersion").as_int()
+    if version != 2:
+        raise root.need("schemaVersion").fail(f"unsupported schemaVersion {version}, expected 2")
+    return version
+
+
+def parse_manifest(data: bytes, media_type: str | None = None) -> ImageManifest | ImageIndex:
+    """Parse a manifest or an index. `media_type` is the Content-Type it was served with,
+    if known; it must agree with the document's own mediaType."""
+    root = _load(data, "manifest", media_type or "unknown media type")
+    kind = _media_type(root, media_type)
+    if kind in INDEX_TYPES:
+        return _parse_index(root, kind, data)
+    if kind in MANIFEST_TYPES:
+        return _parse_image_manifest(root, kind, data)
+    raise InvalidManifest(f"unsupported manifest media type {kind!r}")
+
+
+def parse_image_manifest(data: bytes, media_type: str | None = None) -> ImageManifest:
+    """Parse an image manifest; an index here is an InvalidManifest."""
+    parsed = parse_manifest(data, media_type)
+    if not isinstance(parsed, ImageManifest):
+        raise InvalidManifest(f"expected an image manifest, got an index ({parsed.media_type})")
+    return parsed
+
+
+def parse_index(data: bytes, media_type: str | None = None) -> ImageIndex:
+    """Parse an OCI index or a Docker manifest list."""
+    parsed = parse_manifest(data, media_type)
+    if not isinstance(parsed, ImageIndex):
+        raise InvalidManifest(f"expected an index, got an image manifest ({parsed.media_type})")
+    return parsed
+
+
+_MANIFEST_KEYS = frozenset(
+    {"schemaVersion", "mediaType", "config", "layers", "annotations", "subject", "artifactType"}
+)
+_INDEX_KEYS = frozenset(
+    {"schemaVersion", "mediaType", "manifests", "annotations", "subject", "artifactType"}
+)
+
+
+def _parse_image_manifest(root: Field, media_type: str, raw: bytes) -> ImageManifest:
+    with _reading("manifest", media_type):
+        version = _check_schema_version(root)
+        subject = root.get("subject")
+        return ImageManifest(
+            media_type=media_type,
+            config=_descriptor(root.need("config")),
+            layers=tuple(_descriptor(layer) for layer in root.need("layers").items()),
+            annotations=_str_map(root, "annotations"),
+            subject=None if subject is None else _descriptor(subject),
+            artifact_type=opt_str(root, "artifactType"),
+            schema_version=version,
+            extra={k: v for k, v in root.value.items() if k not in _MANIFEST_KEYS},
+            raw=raw,
+        )
+
+
+def _parse_index(root: Field, media_type: str, raw: bytes) -> ImageIndex:
+    with _reading("index", media_type):
+        version = _check_schema_version(root)
+        subject = root.get("subject")
+        manifests = root.get("manifests")
+        return ImageIndex(
+            media_type=media_type,
+            manifests=() if manifests is None else tuple(map(_descriptor, manifests.items())),
+            annotations=_str_map(root, "annotations"),
+            subject=None if subject is None else _descriptor(subject),
+            artifact_type=opt_str(root, "artifactType"),
+            schema_version=version,
+            extra={k: v for k, v in root.value.items() if k not in _INDEX_KEYS},
+            raw=raw,
+        )
+
+
+def parse_config(data: bytes, media_type: str = OCI_CONFIG) -> ImageConfig:
+    """Parse an image config (OCI or Docker; the two share one format)."""
+    root = _load(data, "image config", media_type)
+    with _reading("image config", media_type):
+        rootfs = root.need("rootfs")
+        rootfs_type = rootfs.need("type").as_str()
+        if rootfs_type != "layers":
+            raise rootfs.need("type").fail(f"unsupported rootfs type {rootfs_type!r}")
+        diff_ids_node = rootfs.get("diff_ids")
+        diff_ids = () if diff_ids_node is None else tuple(map(_digest, diff_ids_node.items()))
+        history = root.get("history")
+        exec_node = root.get("config")
+        return ImageConfig(
+            architecture=root.need("architecture").as_str(),
+            os=root.need("os").as_str(),
+            diff_ids=diff_ids,
+            variant=opt_str(root, "variant"),
+            os_version=opt_str(root, "os.version"),
+            os_features=_strs(root, "os.features"),
+            created=opt_str(root, "created"),
+            author=opt_str(root, "author"),
+            config=ExecutionConfig() if exec_node is None else _exec_config(exec_node),
+            history=() if history is None else tuple(map(_history, history.items())),
+            extra={k: v for k, v in root.value.items() if k not in _CONFIG_KEYS},
+            raw=data,
+        )
+
+
+def _opt_strs_or_none(node: Field, key: str) -> tuple[str, ...] | None:
+    child = node.get(key)
+    return None if child is None else child.strs()
+
+
+def _key_set(node: Field, key: str) -> tuple[str, ...]:
+    child = node.get(key)
+    if child is None:
+        return ()
+    return tuple(child.obj().value)
+
+
+def _exec_config(node: Field) -> ExecutionConfig:
+    node.obj()
+    return ExecutionConfig(
+        user=opt_str(node, "User"),
+        exposed_ports=_key_set(node, "ExposedPorts"),
+        env=_strs(node, "Env"),
+        entrypoint=_opt_strs_or_none(node, "Entrypoint"),
+        cmd=_opt_strs_or_none(node, "Cmd"),
+        volumes=_key_set(node, "Volumes"),
+        working_dir=opt_str(node, "WorkingDir"),
+        labels=_str_map(node, "Labels"),
+        stop_signal=opt_str(node, "StopSignal"),
+        extra={k: v for k, v in node.value.items() if k not in _EXEC_KEYS},
+    )
+
+
+def _history(node: Field) -> History:
+    node.obj()
+    empty = node.get("empty_layer")
+    return History(
+        created=opt_str(node, "created"),
+        created_by=opt_str(node, "created_by"),
+        author=opt_str(node, "author"),
+        comment=opt_str(node, "comment"),
+        empty_layer=False if empty is None else empty.as_bool(),
+    )
+
+
+def check_config_matches(manifest: ImageManifest, config: ImageConfig) -> None:
+    """The manifest and its config agree: config digest, one diff_id per layer."""
+    actual = config.digest
+    if actual != manifest.config.digest:
+        raise InvalidManifest(
+            f"manifest {manifest.digest} names config {manifest.config.digest}, got {actual}"
+        )
+    if len(manifest.layers) != len(config.diff_ids):
+        raise InvalidManifest(
+            f"manifest {manifest.digest} has {len(manifest.layers)} layers but config "
+            f"{actual} lists {len(config.diff_ids)} diff_ids"
+        )
