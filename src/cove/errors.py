@@ -205,3 +205,48 @@ class LayerDigestMismatch(LayerError):
 
 class SnapshotError(CoveError):
     """A container root filesystem snapshot cannot be prepared, mounted or removed."""
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+class RegistryError(CoveError):
+    """A registry request failed; the message names the registry and what was asked."""
+
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry (or its token server) cannot be connected to."""
+
+
+class RegistryUnauthorized(RegistryError):
+    """The registry refused the credentials (or wants some we do not have)."""
+
+
+class RegistryNotFound(RegistryError):
+    """The registry has no such repository, manifest or blob."""
+
+
+class CredentialsError(CoveError):
+    """The Docker-compatible credentials file cannot be read or written (names the path)."""
+
+
+# --- archives ------------------------------------------------------------------------------
+
+
+class ArchiveError(CoveError):
+    """An image archive (docker-archive, oci-archive) cannot be read or written."""
+
+
+class ArchiveRejected(ArchiveError):
+    """An archive entry is hostile or malformed (escapes the archive, is a device, is
+    missing or listed twice...); the message names the archive entry."""
+
+    def __init__(self, entry: str, why: str) -> None:
+        super().__init__(f"archive entry {entry!r}: {why}")
+        self.entry = entry
+        self.why = why

@@ -16,7 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("image_ls", "list images"),
     "image": ("image", "manage images: ls, inspect, tag, rm, prune"),
     "import": ("image_import", "make an image from a root filesystem tarball"),
+    "load": ("image_load", "load images from a docker-archive or an OCI archive"),
     "rmi": ("image_rm", "remove images"),
+    "save": ("image_save", "save images to a docker-archive or an OCI archive"),
     "tag": ("image_tag", "give an image another name"),
     "version": ("version", "show cove's version"),
 }

@@ -14,6 +14,9 @@ SUBCOMMANDS = {
     "tag": ("image_tag", "give an image another name"),
     "rm": ("image_rm", "remove images"),
     "prune": ("image_prune", "remove unused images"),
+    "import": ("image_import", "make an image from a root filesystem tarball"),
+    "load": ("image_load", "load images from a docker-archive or an OCI archive"),
+    "save": ("image_save", "save images to a docker-archive or an OCI archive"),
 }
 
 
