@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 
 from cove.errors import InvalidArgument
+from cove.image.layers import LayerStore
 from cove.image.reference import Reference, parse_reference
+from cove.image.snapshot import CopySnapshotter, OverlaySnapshotter, choose_snapshotter
 from cove.image.store import ImageRecord, ImageStore
 
 TYPE_CHECKING = False
@@ -38,6 +40,34 @@ class ImageService:
 
     def _store(self) -> ImageStore:
         return ImageStore(os.path.join(self.root, "images"))
+
+    def _layers(self) -> LayerStore:
+        return LayerStore(os.path.join(self.root, "layers"))
+
+    def _snapshots(self) -> OverlaySnapshotter | CopySnapshotter:
+        return choose_snapshotter(self.root)  # keeps its snapshots in <root>/snapshots
+
+    def mount(self, term: str) -> str:
+        """As `podman image mount`: the image's files at a path (an overlay of its layer
+        folders, unpacked once and shared); returns that path."""
+        with self._store() as store:
+            record = store.resolve(term)
+            folders = self._layers().ensure(store, record)
+        snapshots = self._snapshots()
+        key = _mount_key(record)
+        already = snapshots.mounted(key)
+        if already:
+            return already[0]
+        snapshots.prepare(key, list(reversed(folders)))
+        return snapshots.mount(key)
+
+    def unmount(self, term: str) -> None:
+        with self._store() as store:
+            record = store.resolve(term)
+        self._snapshots().remove(_mount_key(record))
+
+    def mounted(self, record: ImageRecord) -> list[str]:
+        return self._snapshots().mounted(_mount_key(record))
 
     def rows(self, all_images: bool = False, dangling: bool | None = None) -> list[ImageRow]:
         with self._store() as store:
@@ -108,6 +138,12 @@ class ImageService:
         with self._store() as store:
             record = store.resolve(term)
             by_name = _is_name_of(term, record)
+            mounted = self.mounted(record)
+            if mounted and not (by_name and len(record.names) > 1):
+                raise InvalidArgument(
+                    f"image {record.short_id} is mounted at {mounted[0]}: "
+                    f"run 'cove image unmount {term}' first"
+                )
             if by_name and len(record.names) > 1:
                 untagged = store.untag(term)
                 return Removed((_familiar_of(term),), ()) if untagged else Removed((), ())
@@ -117,6 +153,7 @@ class ImageService:
                     " remove them by name, or use --force"
                 )
             removal = store.remove(record)
+            self._layers().prune(store)
             return Removed(
                 tuple(name.familiar() for name in removal.untagged),
                 (
@@ -140,7 +177,12 @@ class ImageService:
                 removed.append(Removed(
                     tuple(name.familiar() for name in removal.untagged), (str(removal.image.id),)
                 ))  # fmt: skip
+            self._layers().prune(store)
         return removed, reclaimed
+
+
+def _mount_key(record: ImageRecord) -> str:
+    return "image-" + str(record.id).removeprefix("sha256:")[:32]
 
 
 def _row(record: ImageRecord, name: Reference | None) -> ImageRow:

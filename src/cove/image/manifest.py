@@ -9,27 +9,41 @@ members this module does not model are kept in `extra` dicts so they survive a r
 The OCI manifest and Docker's schema2 manifest have the same shape, as do the OCI index and
 Docker's manifest list: one class each (`ImageManifest`, `ImageIndex`), told apart by
 `media_type`. Docker schema1 manifests are refused.
+
+Platforms live in `cove.image.platform`, the image config types in
+`cove.image.image_config`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import os as _os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from cove.errors import InvalidArgument as InvalidArgument
 from cove.errors import (
-    InvalidArgument,
     InvalidDigest,
     InvalidManifest,
     InvalidSpec,
     NoMatchingPlatform,
 )
+from cove.image.canonical import canonical_json as canonical_json
 from cove.image.digest import Digest
+from cove.image.image_config import _CONFIG_KEYS as _CONFIG_KEYS
+from cove.image.image_config import _EXEC_KEYS as _EXEC_KEYS
+from cove.image.image_config import _TIME_RE as _TIME_RE
+from cove.image.image_config import ExecutionConfig as ExecutionConfig
+from cove.image.image_config import History as History
+from cove.image.image_config import ImageConfig as ImageConfig
+from cove.image.image_config import parse_time as parse_time
+from cove.image.platform import _ARCH_ALIASES as _ARCH_ALIASES
+from cove.image.platform import _KNOWN_OS as _KNOWN_OS
+from cove.image.platform import Platform as Platform
+from cove.image.platform import _platform_rank as _platform_rank
+from cove.image.platform import host_platform as host_platform
+from cove.image.platform import parse_platform as parse_platform
 from cove.oci.reader import Field, opt_str
 
 # --- media types ---------------------------------------------------------------------------
@@ -88,136 +102,6 @@ def layer_compression(media_type: str) -> str:
         return LAYER_TYPES[media_type]
     except KeyError:
         raise InvalidManifest(f"unsupported layer media type {media_type!r}") from None
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-# --- platforms -----------------------------------------------------------------------------
-
-_KNOWN_OS = frozenset(
-    {"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos"}
-)
-_ARCH_ALIASES: dict[str, tuple[str, str]] = {
-    "x86_64": ("amd64", ""),
-    "x86-64": ("amd64", ""),
-    "i386": ("386", ""),
-    "i486": ("386", ""),
-    "i586": ("386", ""),
-    "i686": ("386", ""),
-    "aarch64": ("arm64", ""),
-    "armhf": ("arm", "v7"),
-    "armel": ("arm", "v6"),
-    "armv5l": ("arm", "v5"),
-    "armv6l": ("arm", "v6"),
-    "armv7l": ("arm", "v7"),
-    "armv8l": ("arm", "v8"),
-}
-
-
-@dataclass(frozen=True)
-class Platform:
-    """What an image runs on; `str()` is `os/architecture[/variant]` (`linux/arm64/v8`)."""
-
-    os: str
-    architecture: str
-    variant: str = ""
-    os_version: str = ""
-    os_features: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        text = f"{self.os}/{self.architecture}"
-        return f"{text}/{self.variant}" if self.variant else text
-
-    @classmethod
-    def parse(cls, text: str) -> Platform:
-        return parse_platform(text)
-
-    def normalized(self) -> Platform:
-        """Canonical spelling, as containerd normalises: `aarch64` is arm64/v8, `x86_64`
-        is amd64 (whose variant is ignored), bare `arm` is arm/v7."""
-        os_name = self.os.lower()
-        if os_name == "macos":
-            os_name = "darwin"
-        arch, variant = self.architecture.lower(), self.variant.lower()
-        if arch in _ARCH_ALIASES:
-            arch, alias_variant = _ARCH_ALIASES[arch]
-            variant = variant or alias_variant
-        if variant.isdigit():
-            variant = f"v{variant}"
-        if arch == "arm64" and variant in ("", "v8"):
-            variant = "v8"
-        elif arch == "arm" and variant == "":
-            variant = "v7"
-        elif arch == "amd64":
-            variant = ""
-        return Platform(os_name, arch, variant, self.os_version, self.os_features)
-
-    def matches(self, other: Platform) -> bool:
-        """Same os, architecture and variant once both are normalised."""
-        a, b = self.normalized(), other.normalized()
-        return (a.os, a.architecture, a.variant) == (b.os, b.architecture, b.variant)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
-        if self.variant:
-            out["variant"] = self.variant
-        if self.os_version:
-            out["os.version"] = self.os_version
-        if self.os_features:
-            out["os.features"] = list(self.os_features)
-        return out
-
-
-def host_platform() -> Platform:
-    """The platform of this machine (linux/amd64 on an x86-64 host)."""
-    uname = _os.uname()
-    return Platform(uname.sysname.lower(), uname.machine).normalized()
-
-
-def parse_platform(text: str) -> Platform:
-    """`os/arch[/variant]`, or just `os` or `arch` (the rest from this host), normalised."""
-    parts = text.strip().split("/")
-    if not text.strip() or len(parts) > 3 or not all(parts):
-        raise InvalidArgument(f"invalid platform {text!r}: expected os/architecture[/variant]")
-    if len(parts) == 1:
-        host = host_platform()
-        word = parts[0].lower()
-        if word in _KNOWN_OS:
-            return Platform(word, host.architecture, host.variant).normalized()
-        return Platform(host.os, word).normalized()
-    variant = parts[2] if len(parts) == 3 else ""
-    return Platform(parts[0], parts[1], variant).normalized()
-
-
-def _platform_rank(want: Platform, have: Platform) -> int | None:
-    """0 for an exact match, higher for a compatible fallback, None when it cannot run.
-
-    Fallbacks follow containerd: arm/vN also runs vN-1 down to v5, arm64 runs 32-bit arm,
-    amd64 ignores the variant (preferring the baseline when both are offered).
-    """
-    raw_variant = have.variant.lower()
-    have = have.normalized()
-    if have.os != want.os:
-        return None
-    if want.architecture == "amd64":
-        if have.architecture != "amd64":
-            return None
-        return 0 if raw_variant in ("", "v1", "1") else 1
-    vector: list[tuple[str, str]] = [(want.architecture, want.variant)]
-    if want.architecture == "arm64":
-        if want.variant != "v8":
-            vector.append(("arm64", "v8"))
-        vector += [("arm", f"v{n}") for n in (8, 7, 6, 5)]
-    elif want.architecture == "arm" and re.fullmatch(r"v[5-8]", want.variant):
-        top = int(want.variant[1:])
-        vector += [("arm", f"v{n}") for n in range(top - 1, 4, -1)]
-    try:
-        return vector.index((have.architecture, have.variant))
-    except ValueError:
-        return None
 
 
 # --- descriptors -------------------------------------------------------------------------
@@ -429,179 +313,6 @@ def select_manifest(index: ImageIndex, platform: Platform | str | None = None) -
             f"no manifest for platform {want} in index {index.digest} (it offers: {offered})"
         )
     return best
-
-
-# --- the image config ----------------------------------------------------------------------
-
-_EXEC_KEYS = frozenset(
-    {
-        "User",
-        "ExposedPorts",
-        "Env",
-        "Entrypoint",
-        "Cmd",
-        "Volumes",
-        "WorkingDir",
-        "Labels",
-        "StopSignal",
-    }
-)
-
-
-@dataclass
-class ExecutionConfig:
-    """The `config` member of an image config: defaults for containers of the image.
-
-    `entrypoint`/`cmd` are None when absent (not the same as an empty list for docker's
-    override rules). Other members (Healthcheck, Shell, OnBuild, ArgsEscaped, ...) are
-    kept in `extra` under their JSON names.
-    """
-
-    user: str = ""
-    exposed_ports: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    volumes: tuple[str, ...] = ()
-    working_dir: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    stop_signal: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.extra)
-        if self.user:
-            out["User"] = self.user
-        if self.exposed_ports:
-            out["ExposedPorts"] = {port: {} for port in self.exposed_ports}
-        if self.env:
-            out["Env"] = list(self.env)
-        if self.entrypoint is not None:
-            out["Entrypoint"] = list(self.entrypoint)
-        if self.cmd is not None:
-            out["Cmd"] = list(self.cmd)
-        if self.volumes:
-            out["Volumes"] = {volume: {} for volume in self.volumes}
-        if self.working_dir:
-            out["WorkingDir"] = self.working_dir
-        if self.labels:
-            out["Labels"] = dict(self.labels)
-        if self.stop_signal:
-            out["StopSignal"] = self.stop_signal
-        return out
-
-
-@dataclass
-class History:
-    created: str = ""
-    created_by: str = ""
-    author: str = ""
-    comment: str = ""
-    empty_layer: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in (
-            ("created", self.created),
-            ("created_by", self.created_by),
-            ("author", self.author),
-            ("comment", self.comment),
-        ):
-            if value:
-                out[key] = value
-        if self.empty_layer:
-            out["empty_layer"] = True
-        return out
-
-
-_CONFIG_KEYS = frozenset(
-    {
-        "created",
-        "author",
-        "architecture",
-        "os",
-        "os.version",
-        "os.features",
-        "variant",
-        "config",
-        "rootfs",
-        "history",
-    }
-)
-
-
-@dataclass
-class ImageConfig:
-    """The image config (OCI `application/vnd.oci.image.config.v1+json` or Docker's).
-
-    Its digest is the image id. `diff_ids` are the digests of the uncompressed layers.
-    """
-
-    architecture: str
-    os: str
-    diff_ids: tuple[Digest, ...] = ()
-    variant: str = ""
-    os_version: str = ""
-    os_features: tuple[str, ...] = ()
-    created: str = ""
-    author: str = ""
-    config: ExecutionConfig = field(default_factory=ExecutionConfig)
-    history: tuple[History, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    raw: bytes = field(default=b"", compare=False, repr=False)
-
-    @property
-    def platform(self) -> Platform:
-        return Platform(self.os, self.architecture, self.variant, self.os_version)
-
-    def created_time(self) -> datetime | None:
-        """`created` as an aware datetime (RFC 3339, nanoseconds truncated), or None."""
-        return parse_time(self.created)
-
-    def to_json(self) -> bytes:
-        out: dict[str, Any] = dict(self.extra)
-        out.update(architecture=self.architecture, os=self.os)
-        if self.variant:
-            out["variant"] = self.variant
-        if self.os_version:
-            out["os.version"] = self.os_version
-        if self.os_features:
-            out["os.features"] = list(self.os_features)
-        if self.created:
-            out["created"] = self.created
-        if self.author:
-            out["author"] = self.author
-        out["config"] = self.config.to_json()
-        out["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d in self.diff_ids]}
-        if self.history:
-            out["history"] = [entry.to_json() for entry in self.history]
-        return canonical_json(out)
-
-    def content(self) -> bytes:
-        return self.raw or self.to_json()
-
-    @property
-    def digest(self) -> Digest:
-        """The image id."""
-        return Digest.of(self.content())
-
-
-_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", re.IGNORECASE)
-
-
-def parse_time(text: str) -> datetime | None:
-    """An RFC 3339 timestamp as Go writes it (up to nanoseconds) -> aware datetime, or None
-    when `text` is empty or not such a timestamp."""
-    match = _TIME_RE.fullmatch(text.strip()) if text else None
-    if match is None:
-        return None
-    base, fraction, zone = match.groups()
-    fraction = (fraction or "")[:7]  # "." and at most 6 digits
-    zone = "+00:00" if zone is None or zone.upper() == "Z" else zone
-    try:
-        return datetime.fromisoformat(base + fraction + zone)
-    except ValueError:
-        return None
 
 
 # --- parsing -------------------------------------------------------------------------------

@@ -22,22 +22,21 @@ Consistency rules:
   blobs no other image uses, inside the transaction, after `index.json` no longer names
   the image. `add_image()` checks its blobs exist inside its own transaction, so a
   concurrent removal can never leave a registered image without its content.
+
+The SQLite side (schema, records, queries) is `cove.image.store_index`; temp files and
+durable writes are `cove.image.store_blobs`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
-import re
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -52,70 +51,59 @@ from cove.errors import (
     NoSuchImage,
     SizeMismatch,
 )
-from cove.image.digest import CHUNK, Digest, Hasher, is_digest
+from cove.image.digest import CHUNK as CHUNK
+from cove.image.digest import Digest, Hasher, is_digest
+from cove.image.manifest import ANNOTATION_CONTAINERD_NAME as ANNOTATION_CONTAINERD_NAME
+from cove.image.manifest import ANNOTATION_REF_NAME as ANNOTATION_REF_NAME
 from cove.image.manifest import (
-    ANNOTATION_CONTAINERD_NAME,
-    ANNOTATION_REF_NAME,
     CONFIG_TYPES,
-    OCI_INDEX,
     ImageConfig,
     ImageManifest,
-    Platform,
     canonical_json,
     check_config_matches,
     parse_config,
     parse_image_manifest,
     parse_index,
-    parse_time,
 )
+from cove.image.manifest import OCI_INDEX as OCI_INDEX
+from cove.image.manifest import Platform as Platform
+from cove.image.manifest import parse_time as parse_time
 from cove.image.reference import Reference, is_image_id_prefix, parse_reference
+from cove.image.store_blobs import _PARTIAL_RE as _PARTIAL_RE
+from cove.image.store_blobs import _chunks as _chunks
+from cove.image.store_blobs import _cleanup_partial as _cleanup_partial
+from cove.image.store_blobs import _fsync_dir as _fsync_dir
+from cove.image.store_blobs import _partial_file as _partial_file
+from cove.image.store_blobs import _pid_alive as _pid_alive
+from cove.image.store_blobs import _why as _why
+from cove.image.store_index import _IMAGE_COLUMNS as _IMAGE_COLUMNS
+from cove.image.store_index import _SCHEMA as _SCHEMA
+from cove.image.store_index import GENERATION_ANNOTATION as GENERATION_ANNOTATION
+from cove.image.store_index import SCHEMA_VERSION as SCHEMA_VERSION
+from cove.image.store_index import ImageRecord as ImageRecord
+from cove.image.store_index import Removal as Removal
+from cove.image.store_index import _all_records as _all_records
+from cove.image.store_index import _blob_users as _blob_users
+from cove.image.store_index import _bump_generation as _bump_generation
+from cove.image.store_index import _by_id_prefix as _by_id_prefix
+from cove.image.store_index import _delete_image as _delete_image
+from cove.image.store_index import _find_by_digest as _find_by_digest
+from cove.image.store_index import _generation as _generation
+from cove.image.store_index import _image_exists as _image_exists
+from cove.image.store_index import _index_document as _index_document
+from cove.image.store_index import _insert_image as _insert_image
+from cove.image.store_index import _named as _named
+from cove.image.store_index import _open_db as _open_db
+from cove.image.store_index import _record as _record
+from cove.image.store_index import _retry_locked as _retry_locked
+from cove.image.store_index import _rollback as _rollback
+from cove.image.store_index import _set_name as _set_name
+from cove.image.store_index import _Txn as _Txn
+from cove.image.store_index import _unset_name as _unset_name
 
 LAYOUT_VERSION = "1.0.0"
-SCHEMA_VERSION = "1"
-GENERATION_ANNOTATION = "cove.index.generation"
 MIN_ID_PREFIX = 4
 DEFAULT_TIMEOUT = 30.0
-
-_PARTIAL_RE = re.compile(r"(?:blob|file)-(\d+)-[0-9a-f]+\.partial")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS images (
-    manifest_digest TEXT PRIMARY KEY,
-    manifest_media_type TEXT NOT NULL,
-    manifest_size INTEGER NOT NULL,
-    image_id TEXT NOT NULL,
-    index_digest TEXT,
-    created TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    os TEXT NOT NULL,
-    architecture TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    os_version TEXT NOT NULL,
-    added REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS images_by_id ON images (image_id);
-CREATE TABLE IF NOT EXISTS names (
-    name TEXT PRIMARY KEY,
-    manifest_digest TEXT NOT NULL REFERENCES images (manifest_digest) ON DELETE CASCADE,
-    added REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS names_by_image ON names (manifest_digest);
-CREATE TABLE IF NOT EXISTS image_blobs (
-    manifest_digest TEXT NOT NULL REFERENCES images (manifest_digest) ON DELETE CASCADE,
-    blob TEXT NOT NULL,
-    PRIMARY KEY (manifest_digest, blob)
-);
-CREATE INDEX IF NOT EXISTS image_blobs_by_blob ON image_blobs (blob);
-"""
-
-_IMAGE_COLUMNS = (
-    "manifest_digest, manifest_media_type, manifest_size, image_id, index_digest, created, "
-    "size, os, architecture, variant, os_version, added"
-)
 
 
 @dataclass(frozen=True)
@@ -124,64 +112,6 @@ class BlobInfo:
 
     digest: Digest
     size: int
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image in the store, keyed by its manifest digest.
-
-    `id` is the config digest (docker's image id); `size` counts the manifest, config and
-    (compressed) layer blobs; `names` are canonical references, oldest tag first.
-    `index_digest` is the index/manifest list the image was pulled through, if any.
-    """
-
-    id: Digest
-    manifest_digest: Digest
-    manifest_media_type: str
-    manifest_size: int
-    index_digest: Digest | None
-    names: tuple[Reference, ...]
-    created: str
-    size: int
-    platform: Platform
-    added: float
-
-    @property
-    def short_id(self) -> str:
-        """The 12 hex digits docker prints."""
-        return self.id.short()
-
-    def created_time(self) -> datetime | None:
-        return parse_time(self.created)
-
-    def repo_tags(self) -> list[str]:
-        """Names in docker's familiar form: `busybox:latest`."""
-        return [name.familiar() for name in self.names]
-
-    def repo_digests(self) -> list[str]:
-        """`repository@digest` for every repository this image is named in (the index digest
-        when it was pulled through one, as docker reports)."""
-        digest = self.index_digest or self.manifest_digest
-        seen: dict[str, None] = {}
-        for name in self.names:
-            seen.setdefault(f"{name.familiar_name()}@{digest}")
-        return list(seen)
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What `remove` did: the image, the names it lost, the blobs deleted from disk."""
-
-    image: ImageRecord
-    untagged: tuple[Reference, ...]
-    deleted: tuple[Digest, ...]
-
-
-@dataclass
-class _Txn:
-    conn: sqlite3.Connection
-    # Run after index.json has been rewritten and before COMMIT.
-    before_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 class ImageStore:
@@ -312,12 +242,7 @@ class ImageStore:
         digest = _as_digest(digest)
         with self._write() as txn:
             if not force:
-                users = [
-                    row[0]
-                    for row in txn.conn.execute(
-                        "SELECT manifest_digest FROM image_blobs WHERE blob = ?", (str(digest),)
-                    )
-                ]
+                users = _blob_users(txn.conn, digest)
                 if users:
                     raise ImageStoreError(
                         f"blob {digest} is used by image(s) {', '.join(users)}: remove those"
@@ -342,32 +267,7 @@ class ImageStore:
         A temp file is removed only when its writer's flock is free and its pid is gone,
         so running this while other processes write is safe.
         """
-        removed: list[Path] = []
-        try:
-            entries = list(self.tmp_dir.iterdir())
-        except FileNotFoundError:
-            return removed
-        for path in entries:
-            match = _PARTIAL_RE.fullmatch(path.name)
-            if match is None:
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # renamed into place or cleaned up meanwhile
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live writer holds it
-                if _pid_alive(int(match.group(1))):
-                    continue  # just created and not locked yet, or the pid was reused
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(path)
-            finally:
-                os.close(fd)
-        return removed
+        return _cleanup_partial(self.tmp_dir)
 
     # --- images ----------------------------------------------------------------------------
 
@@ -410,32 +310,20 @@ class ImageStore:
             for blob in blobs:
                 if not self.has_blob(blob):
                     raise NoSuchBlob(blob, str(self.root))
-            txn.conn.execute(
-                f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (manifest_digest) DO UPDATE SET "
-                "index_digest = coalesce(excluded.index_digest, index_digest)",
-                (
-                    str(manifest_digest),
-                    doc.media_type,
-                    manifest_size,
-                    str(config.digest),
-                    None if index_digest is None else str(index_digest),
-                    config.created,
-                    size,
-                    config.os,
-                    config.architecture,
-                    config.variant,
-                    config.os_version,
-                    now,
-                ),
-            )
-            txn.conn.executemany(
-                "INSERT OR IGNORE INTO image_blobs (manifest_digest, blob) VALUES (?, ?)",
-                [(str(manifest_digest), str(blob)) for blob in blobs],
+            _insert_image(
+                txn.conn,
+                manifest_digest,
+                doc.media_type,
+                manifest_size,
+                config,
+                index_digest,
+                size,
+                now,
+                blobs,
             )
             for ref in refs:
                 _set_name(txn.conn, ref, manifest_digest, now)
-            return self._record(txn.conn, manifest_digest)
+            return _record(txn.conn, manifest_digest)
 
     def tag(self, image: ImageRecord | str, name: Reference | str) -> Reference:
         """Point `name` (a tag, `latest` if none) at `image`, moving it from another image
@@ -453,13 +341,11 @@ class ImageStore:
         even with no name left: the caller decides whether to `remove()` it (docker rmi)."""
         ref = _tag_ref(name)
         with self._write() as txn:
-            row = txn.conn.execute(
-                "SELECT manifest_digest FROM names WHERE name = ?", (str(ref),)
-            ).fetchone()
-            if row is None:
+            named = _named(txn.conn, ref)
+            if named is None:
                 raise NoSuchImage(name if isinstance(name, str) else ref.familiar())
-            txn.conn.execute("DELETE FROM names WHERE name = ?", (str(ref),))
-            return self._record(txn.conn, Digest.parse(row[0]))
+            _unset_name(txn.conn, ref)
+            return _record(txn.conn, Digest.parse(named))
 
     def resolve(self, term: str) -> ImageRecord:
         """Find an image the way docker does: a name (`busybox` = `...busybox:latest`),
@@ -473,7 +359,7 @@ class ImageStore:
                 row = _find_by_digest(conn, text, with_id=True)
                 if row is None:
                     raise NoSuchImage(term)
-                return self._record(conn, Digest.parse(row))
+                return _record(conn, Digest.parse(row))
             try:
                 ref: Reference | None = parse_reference(text)
             except InvalidReference:
@@ -481,33 +367,26 @@ class ImageStore:
             if ref is not None and ref.digest is not None:
                 row = _find_by_digest(conn, str(ref.digest), with_id=False)
                 if row is not None:
-                    return self._record(conn, Digest.parse(row))
+                    return _record(conn, Digest.parse(row))
             elif ref is not None:
-                found = conn.execute(
-                    "SELECT manifest_digest FROM names WHERE name = ?", (str(ref),)
-                ).fetchone()
+                found = _named(conn, ref)
                 if found is not None:
-                    return self._record(conn, Digest.parse(found[0]))
+                    return _record(conn, Digest.parse(found))
             prefix = text.removeprefix("sha256:")
             if len(prefix) >= MIN_ID_PREFIX and is_image_id_prefix(prefix):
                 key = f"sha256:{prefix}"
-                rows = conn.execute(
-                    "SELECT image_id, manifest_digest FROM images "
-                    "WHERE substr(image_id, 1, ?) = ? ORDER BY added DESC",
-                    (len(key), key),
-                ).fetchall()
+                rows = _by_id_prefix(conn, key)
                 ids = list(dict.fromkeys(row[0] for row in rows))
                 if len(ids) > 1:
                     raise AmbiguousImage(prefix, [Digest.parse(i).short() for i in ids])
                 if rows:
-                    return self._record(conn, Digest.parse(rows[0][1]))
+                    return _record(conn, Digest.parse(rows[0][1]))
         raise NoSuchImage(term)
 
     def images(self) -> list[ImageRecord]:
         """Every image, newest first (by config `created`, then by when it was added)."""
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {_IMAGE_COLUMNS} FROM images").fetchall()
-            records = [self._from_row(conn, row) for row in rows]
+            records = _all_records(conn)
         epoch = datetime.fromtimestamp(0).astimezone()
         records.sort(key=lambda r: (r.created_time() or epoch, r.added), reverse=True)
         return records
@@ -521,22 +400,8 @@ class ImageStore:
         with self._write() as txn:
             if not _image_exists(txn.conn, record.manifest_digest):
                 raise NoSuchImage(key)
-            current = self._record(txn.conn, record.manifest_digest)
-            blobs = [
-                row[0]
-                for row in txn.conn.execute(
-                    "SELECT blob FROM image_blobs WHERE manifest_digest = ? ORDER BY blob", (key,)
-                )
-            ]
-            txn.conn.execute("DELETE FROM images WHERE manifest_digest = ?", (key,))
-            orphans = [
-                Digest.parse(blob)
-                for blob in blobs
-                if txn.conn.execute(
-                    "SELECT 1 FROM image_blobs WHERE blob = ? LIMIT 1", (blob,)
-                ).fetchone()
-                is None
-            ]
+            current = _record(txn.conn, record.manifest_digest)
+            orphans = _delete_image(txn.conn, record.manifest_digest)
             deleted: list[Digest] = []
 
             def unlink_orphans() -> None:
@@ -555,73 +420,10 @@ class ImageStore:
         """The image's config (its digest is the image id)."""
         return parse_config(self.read_blob(image.id))
 
-    # --- internals: records ----------------------------------------------------------------
-
-    def _record(self, conn: sqlite3.Connection, manifest_digest: Digest) -> ImageRecord:
-        row = conn.execute(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE manifest_digest = ?",
-            (str(manifest_digest),),
-        ).fetchone()
-        if row is None:
-            raise NoSuchImage(str(manifest_digest))
-        return self._from_row(conn, row)
-
-    def _from_row(self, conn: sqlite3.Connection, row: tuple[object, ...]) -> ImageRecord:
-        (digest, media_type, manifest_size, image_id, index_digest, created, size) = row[:7]
-        (os_name, arch, variant, os_version, added) = row[7:]
-        names = tuple(
-            parse_reference(name)
-            for (name,) in conn.execute(
-                "SELECT name FROM names WHERE manifest_digest = ? ORDER BY added, name",
-                (digest,),
-            )
-        )
-        return ImageRecord(
-            id=Digest.parse(str(image_id)),
-            manifest_digest=Digest.parse(str(digest)),
-            manifest_media_type=str(media_type),
-            manifest_size=int(str(manifest_size)),
-            index_digest=None if index_digest is None else Digest.parse(str(index_digest)),
-            names=names,
-            created=str(created),
-            size=int(str(size)),
-            platform=Platform(str(os_name), str(arch), str(variant), str(os_version)),
-            added=float(str(added)),
-        )
-
     # --- internals: database ---------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.db_path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as err:
-            raise ImageStoreError(f"cannot open image database {self.db_path}: {err}") from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?), ('generation', '0')",
-                (SCHEMA_VERSION,),
-            )
-            (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            conn.close()
-            raise ImageStoreError(f"cannot open image database {self.db_path}: {err}") from None
-        if schema != SCHEMA_VERSION:
-            conn.close()
-            raise ImageStoreError(
-                f"image database {self.db_path} has schema {schema}, this cove knows "
-                f"{SCHEMA_VERSION}"
-            )
-        return conn
+        return _open_db(self.db_path, self.timeout)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -659,7 +461,7 @@ class ImageStore:
             txn = _Txn(conn)
             try:
                 yield txn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                _bump_generation(conn)
                 self._write_index_json(conn)
                 for action in txn.before_commit:
                     action()
@@ -671,40 +473,8 @@ class ImageStore:
                 _rollback(conn)
                 raise
 
-    def _generation(self, conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0])
-
     def _write_index_json(self, conn: sqlite3.Connection) -> None:
-        manifests: list[dict[str, object]] = []
-        rows = conn.execute(
-            "SELECT n.name, i.manifest_digest, i.manifest_media_type, i.manifest_size, i.os, "
-            "i.architecture, i.variant, i.os_version FROM images i "
-            "LEFT JOIN names n ON n.manifest_digest = i.manifest_digest "
-            "ORDER BY n.name IS NULL, n.name, i.manifest_digest"
-        )
-        for name, digest, media_type, size, os_name, arch, variant, os_version in rows:
-            platform = Platform(os_name, arch, variant, os_version)
-            entry: dict[str, object] = {
-                "mediaType": media_type,
-                "digest": digest,
-                "size": size,
-                "platform": platform.to_json(),
-            }
-            if name is not None:
-                ref = parse_reference(name)
-                entry["annotations"] = {
-                    ANNOTATION_CONTAINERD_NAME: name,
-                    ANNOTATION_REF_NAME: ref.tag or str(ref.digest),
-                }
-            manifests.append(entry)
-        document = {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": manifests,
-            "annotations": {GENERATION_ANNOTATION: str(self._generation(conn))},
-        }
-        self._atomic_write(self.index_path, canonical_json(document))
+        self._atomic_write(self.index_path, canonical_json(_index_document(conn)))
 
     def _sync_index_json(self) -> None:
         """Rewrite index.json when it is missing or lags the database (a crash between the
@@ -714,7 +484,7 @@ class ImageStore:
         except (OSError, ValueError, KeyError, TypeError):
             on_disk = None
         with self._read() as conn:
-            current = str(self._generation(conn))
+            current = str(_generation(conn))
         if on_disk != current:
             with self._write():
                 pass
@@ -737,23 +507,8 @@ class ImageStore:
     @contextlib.contextmanager
     def _partial(self, kind: str) -> Iterator[tuple[BinaryIO, Path]]:
         """A new locked temp file in tmp/, removed unless the body renamed it away."""
-        path = self.tmp_dir / f"{kind}-{os.getpid()}-{secrets.token_hex(8)}.partial"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        except OSError as err:
-            raise ImageStoreError(
-                f"cannot create a temp file in {self.tmp_dir}: {_why(err)}"
-            ) from None
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if we are killed
-        out = os.fdopen(fd, "wb")
-        try:
-            yield out, path
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            raise
-        finally:
-            out.close()
+        with _partial_file(self.tmp_dir, kind) as opened:
+            yield opened
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
         with self._partial("file") as (out, partial):
@@ -790,88 +545,3 @@ def _tag_ref(name: Reference | str) -> Reference:
     if ref.digest is not None:
         raise InvalidReference(str(ref), "a digest reference cannot be used as a tag")
     return ref if ref.tag is not None else ref.with_tag("latest")
-
-
-def _set_name(
-    conn: sqlite3.Connection, ref: Reference, manifest_digest: Digest, now: float
-) -> None:
-    conn.execute(
-        "INSERT INTO names (name, manifest_digest, added) VALUES (?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET manifest_digest = excluded.manifest_digest, "
-        "added = excluded.added WHERE names.manifest_digest != excluded.manifest_digest",
-        (str(ref), str(manifest_digest), now),
-    )
-
-
-def _image_exists(conn: sqlite3.Connection, manifest_digest: Digest) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM images WHERE manifest_digest = ?", (str(manifest_digest),)
-    ).fetchone()
-    return row is not None
-
-
-def _find_by_digest(conn: sqlite3.Connection, digest: str, *, with_id: bool) -> str | None:
-    """The manifest digest of the newest image whose manifest or index (or, `with_id`, id)
-    is `digest`."""
-    sql = "SELECT manifest_digest FROM images WHERE manifest_digest = ?1 OR index_digest = ?1"
-    if with_id:
-        sql += " OR image_id = ?1"
-    row = conn.execute(sql + " ORDER BY added DESC LIMIT 1", (digest,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
-    if isinstance(data, bytes | bytearray | memoryview):
-        yield bytes(data)
-        return
-    read = getattr(data, "read", None)
-    if read is not None:
-        while chunk := read(CHUNK):
-            yield chunk
-        return
-    yield from data
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("ROLLBACK")
-
-
-def _retry_locked(action: Callable[[], object], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie, killed but not yet reaped, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    # The state follows the command name, which is in parentheses and may contain spaces.
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z"
-
-
-def _why(err: OSError) -> str:
-    return err.strerror or errno.errorcode.get(err.errno or 0, str(err))

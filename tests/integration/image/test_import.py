@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from tests.lib.runtimes import find_binary
 
 pytestmark = pytest.mark.root
@@ -112,3 +113,38 @@ def test_umoci_unpacks_it_and_cove_runtime_runs_it(tmp_path: Path, rootfs_tar: P
     ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "from-an-image 1"
+
+
+def test_image_mount_gives_a_rootfs_cove_runtime_runs(tmp_path: Path, rootfs_tar: Path) -> None:
+    """The image's layers are unpacked once and overlay-mounted (as podman image mount);
+    a bundle whose root is that mount runs; unmount leaves no mount and rmi no layer."""
+    runtime = find_binary("cove-runtime")
+    assert runtime is not None
+    root = tmp_path / "engine"
+    assert cove(root, "import", str(rootfs_tar), "bb:mount").returncode == 0
+    res = cove(root, "image", "mount", "bb:mount")
+    assert res.returncode == 0, res.stderr
+    merged = Path(res.stdout.strip())
+    try:
+        assert (merged / "bin" / "busybox").is_file()
+        assert cove(root, "image", "mount", "bb:mount").stdout.strip() == str(merged)
+        busy = cove(root, "rmi", "bb:mount")
+        assert busy.returncode == 1 and "is mounted" in busy.stderr
+        bundle = tmp_path / "bundle"
+        bundle.mkdir()
+        assert subprocess.run([runtime, "spec", "--bundle", str(bundle)]).returncode == 0
+        config = json.loads((bundle / "config.json").read_text())
+        config["process"]["terminal"] = False
+        config["process"]["args"] = ["/bin/sh", "-c", "ls /bin | wc -l"]
+        config["root"] = {"path": str(merged), "readonly": True}
+        (bundle / "config.json").write_text(json.dumps(config))
+        command = [runtime, "--root", str(tmp_path / "state"), "run", "--bundle", str(bundle),
+                   f"mounted-{os.getpid()}"]  # fmt: skip
+        ran = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert int(ran.stdout.strip()) > 100
+    finally:
+        assert cove(root, "image", "unmount", "bb:mount").returncode == 0
+    assert str(root) not in Path("/proc/self/mountinfo").read_text()
+    assert cove(root, "rmi", "bb:mount").returncode == 0
+    assert list((root / "layers").iterdir()) == []

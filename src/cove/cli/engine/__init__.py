@@ -106,6 +106,13 @@ def run_module(module_name: str, prog: str, summary: str, args: list[str], conte
         return REQUEST_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only with --debug
+        if context.debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"Error: internal error: {type(exc).__name__}: {exc}\n")
+        return USAGE_ERROR
 
 
 def _usage(message: str) -> int:

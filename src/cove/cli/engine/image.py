@@ -14,6 +14,8 @@ SUBCOMMANDS = {
     "tag": ("image_tag", "give an image another name"),
     "rm": ("image_rm", "remove images"),
     "prune": ("image_prune", "remove unused images"),
+    "mount": ("image_mount", "mount an image's files read-write at a path (changes are lost)"),
+    "unmount": ("image_unmount", "unmount an image mounted with image mount"),
     "import": ("image_import", "make an image from a root filesystem tarball"),
     "load": ("image_load", "load images from a docker-archive or an OCI archive"),
     "save": ("image_save", "save images to a docker-archive or an OCI archive"),
