@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "import": ("image_import", "make an image from a root filesystem tarball"),
     "load": ("image_load", "load images from a docker-archive or an OCI archive"),
     "save": ("image_save", "save images to a docker-archive or an OCI archive"),
+    "pull": ("image_pull", "download an image from a registry"),
+    "push": ("image_push", "upload an image to a registry"),
 }
 
 

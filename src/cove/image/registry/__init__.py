@@ -1,0 +1,28 @@
+"""The registry client: the OCI distribution API over HTTP(S), token and Basic auth with
+Docker-compatible credentials, pull into and push from the image store, progress events.
+
+Modules: `client` (RegistryClient: transport, auth retry, redirects, distribution errors),
+`auth` (WWW-Authenticate parsing, Authenticator, CredentialStore for config.json), `pull`,
+`push`, `progress` (ProgressEvent, ProgressPrinter). Only loopback registries are spoken
+to in plain HTTP unless `tls_verify=False` says otherwise.
+"""
+
+from __future__ import annotations
+
+from cove.image.registry.auth import Credentials, CredentialStore
+from cove.image.registry.client import RegistryClient
+from cove.image.registry.progress import ProgressEvent, ProgressPrinter
+from cove.image.registry.pull import PullResult, pull
+from cove.image.registry.push import PushResult, push
+
+__all__ = [
+    "CredentialStore",
+    "Credentials",
+    "ProgressEvent",
+    "ProgressPrinter",
+    "PullResult",
+    "PushResult",
+    "RegistryClient",
+    "pull",
+    "push",
+]
