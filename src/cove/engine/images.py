@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from cove.errors import InvalidArgument
+from cove.image.bootstrap import bootstrap_from_host, host_binds
 from cove.image.layers import LayerStore
 from cove.image.reference import Reference, parse_reference
 from cove.image.snapshot import CopySnapshotter, OverlaySnapshotter, choose_snapshotter
@@ -53,18 +54,35 @@ class ImageService:
         with self._store() as store:
             record = store.resolve(term)
             folders = self._layers().ensure(store, record)
+            binds = host_binds(dict(store.config(record).config.labels))
         snapshots = self._snapshots()
         key = _mount_key(record)
         already = snapshots.mounted(key)
         if already:
-            return already[0]
+            return min(already, key=len)  # the overlay; the host binds are below it
         snapshots.prepare(key, list(reversed(folders)))
-        return snapshots.mount(key)
+        merged = snapshots.mount(key)
+        try:
+            _bind_host_dirs(binds, merged)
+        except BaseException:
+            self.unmount(term)
+            raise
+        return merged
 
     def unmount(self, term: str) -> None:
         with self._store() as store:
             record = store.resolve(term)
-        self._snapshots().remove(_mount_key(record))
+            binds = host_binds(dict(store.config(record).config.labels))
+        snapshots = self._snapshots()
+        key = _mount_key(record)
+        targets = snapshots.mounted(key)
+        if targets:
+            _unbind_host_dirs(binds, min(targets, key=len))
+        snapshots.remove(key)
+
+    def bootstrap_from_host(self, name: str, host_root: str = "/", copy: bool = False) -> str:
+        with self._store() as store:
+            return str(bootstrap_from_host(store, name, host_root, copy).id)
 
     def mounted(self, record: ImageRecord) -> list[str]:
         return self._snapshots().mounted(_mount_key(record))
@@ -179,6 +197,32 @@ class ImageService:
                 ))  # fmt: skip
             self._layers().prune(store)
         return removed, reclaimed
+
+
+def _bind_host_dirs(binds: list[tuple[str, str]], merged: str) -> None:
+    """The host folders an image made by `bootstrap --from-host` uses, read-only."""
+    from cove.sys.constants import MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT
+    from cove.sys.linux import LinuxSyscalls
+
+    sys = LinuxSyscalls()
+    for source, destination in binds:
+        target = os.path.join(merged, destination.lstrip("/"))
+        os.makedirs(target, exist_ok=True)
+        sys.mount(source, target, "", MS_BIND | MS_REC)
+        sys.mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def _unbind_host_dirs(binds: list[tuple[str, str]], merged: str) -> None:
+    from cove.errors import SyscallFailed
+    from cove.sys.constants import MNT_DETACH
+    from cove.sys.linux import LinuxSyscalls
+
+    sys = LinuxSyscalls()
+    for _source, destination in reversed(binds):
+        try:
+            sys.umount2(os.path.join(merged, destination.lstrip("/")), MNT_DETACH)
+        except SyscallFailed:
+            continue  # not mounted (a crash between mount and bind): nothing to undo
 
 
 def _mount_key(record: ImageRecord) -> str:

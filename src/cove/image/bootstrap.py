@@ -1,0 +1,155 @@
+"""Images made from the host itself: the seed's chroot recipe as one command.
+
+The seed copies /usr, /etc and /var/lib into a folder, links bin, sbin and lib into usr,
+and creates dev home proc run sys var root tmp (tmp mode 1777). `bootstrap_from_host`
+builds that tree as an image without copying gigabytes: the image has one small real
+layer, the skeleton (the links, the empty folders, mount points for the host's folders),
+and its config records the host folders as read-only binds (label HOST_BINDS_LABEL), which
+are mounted when the image is. With `copy=True` the host's folders go into a real layer
+instead, and the image is portable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import threading
+import time
+
+from cove.errors import InvalidArgument
+from cove.image.manifest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical_json
+from cove.image.reference import parse_reference
+from cove.image.store import ImageRecord, ImageStore
+
+HOST_BINDS_LABEL = "io.cove.image.host-binds"
+HOST_DIRS = ("usr", "etc", "var/lib")
+EMPTY_DIRS = ("dev", "home", "proc", "run", "sys", "var", "root", "tmp", "var/cache", "var/log")
+ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def bootstrap_from_host(
+    store: ImageStore, name: str, host_root: str = "/", copy: bool = False
+) -> ImageRecord:
+    reference = parse_reference(name)
+    host_root = os.path.abspath(host_root)
+    missing = [d for d in HOST_DIRS[:1] if not os.path.isdir(os.path.join(host_root, d))]
+    if missing:
+        raise InvalidArgument(f"--from-host: {host_root} has no {missing[0]} folder to use")
+    host_dirs = [d for d in HOST_DIRS if os.path.isdir(os.path.join(host_root, d))]
+    # A host without merged /usr has real /bin, /lib...: those are host folders too.
+    for link in ROOT_LINKS:
+        path = os.path.join(host_root, link)
+        if os.path.isdir(path) and not os.path.islink(path):
+            host_dirs.append(link)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    layers = [store.put_blob(_skeleton(host_root, host_dirs))]
+    history = [{"created": created, "created_by": "cove image bootstrap: the chroot skeleton"}]
+    labels = {}
+    if copy:
+        layers.append(store.put_blob(_host_dirs_tar(host_root, host_dirs)))
+        copied = ", ".join(host_dirs)
+        history.append({"created": created, "created_by": f"cove image bootstrap --copy: {copied}"})
+    else:
+        labels[HOST_BINDS_LABEL] = json.dumps(
+            [{"source": os.path.join(host_root, d), "destination": "/" + d} for d in host_dirs]
+        )
+    config = {
+        "architecture": _architecture(),
+        "os": "linux",
+        "created": created,
+        "config": {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["/bin/sh"], "Labels": labels},
+        "rootfs": {"type": "layers", "diff_ids": [str(layer.digest) for layer in layers]},
+        "history": history,
+    }
+    config_info = store.put_blob(canonical_json(config))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": str(config_info.digest),
+                   "size": config_info.size},
+        "layers": [{"mediaType": OCI_LAYER, "digest": str(layer.digest), "size": layer.size}
+                   for layer in layers],
+    }  # fmt: skip
+    manifest_info = store.put_blob(canonical_json(manifest))
+    return store.add_image(manifest_info.digest, names=[reference])
+
+
+def host_binds(labels: dict[str, str]) -> list[tuple[str, str]]:
+    """The (host source, container destination) pairs an image records, if any."""
+    raw = labels.get(HOST_BINDS_LABEL)
+    if not raw:
+        return []
+    try:
+        entries = json.loads(raw)
+        return [(str(e["source"]), str(e["destination"])) for e in entries]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument(f"label {HOST_BINDS_LABEL}: malformed: {raw!r}") from None
+
+
+def _skeleton(host_root: str, host_dirs: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        names = sorted({*EMPTY_DIRS, *host_dirs, "var"})
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if name == "tmp" else 0o755
+            tar.addfile(info)
+        for link in ROOT_LINKS:
+            path = os.path.join(host_root, link)
+            if os.path.islink(path):
+                info = tarfile.TarInfo(link)
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(path)
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def _host_dirs_tar(host_root: str, host_dirs: list[str]) -> _PipeReader:
+    """A tar of the host's folders, produced by a thread into a pipe (no temporary copy)."""
+    read_end, write_end = os.pipe()
+    reader = os.fdopen(read_end, "rb")
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with (
+                os.fdopen(write_end, "wb") as out,
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for name in host_dirs:
+                    tar.add(os.path.join(host_root, name), arcname=name, recursive=True)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=produce, name="cove-bootstrap-tar", daemon=True)
+    thread.start()
+    return _PipeReader(reader, thread, failure)
+
+
+class _PipeReader(io.RawIOBase):
+    def __init__(
+        self, reader: io.BufferedReader, thread: threading.Thread, failure: list[BaseException]
+    ) -> None:
+        self.reader = reader
+        self.thread = thread
+        self.failure = failure
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.reader.read(size)
+        if not data:
+            self.thread.join()
+            if self.failure:
+                raise InvalidArgument(f"--copy: cannot read the host: {self.failure[0]}")
+        return data
+
+
+def _architecture() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
