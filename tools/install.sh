@@ -17,7 +17,7 @@ fi
 
 packages=(python3 python3-venv busybox-static libseccomp2)
 if [ "$with_tests" = 1 ]; then
-  packages+=(runc crun gcc libc6-dev procps util-linux iproute2 skopeo umoci docker-registry apache2-utils)
+  packages+=(runc crun gcc libc6-dev procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap)
 fi
 missing=()
 for pkg in "${packages[@]}"; do

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from cove.errors import InvalidArgument
-from cove.image.bootstrap import bootstrap_from_host, host_binds
+from cove.image.bootstrap import bootstrap_debian, bootstrap_from_host, host_binds
 from cove.image.layers import LayerStore
 from cove.image.reference import Reference, parse_reference
 from cove.image.snapshot import CopySnapshotter, OverlaySnapshotter, choose_snapshotter
@@ -83,6 +83,14 @@ class ImageService:
     def bootstrap_from_host(self, name: str, host_root: str = "/", copy: bool = False) -> str:
         with self._store() as store:
             return str(bootstrap_from_host(store, name, host_root, copy).id)
+
+    def bootstrap_debian(
+        self, name: str, suite: str, mirror: str | None = None, include: tuple[str, ...] = ()
+    ) -> str:
+        work = os.path.join(self.root, "tmp")
+        os.makedirs(work, mode=0o700, exist_ok=True)
+        with self._store() as store:
+            return str(bootstrap_debian(store, name, suite, mirror, include, work).id)
 
     def mounted(self, record: ImageRecord) -> list[str]:
         return self._snapshots().mounted(_mount_key(record))

@@ -17,6 +17,7 @@ import os
 import tarfile
 import threading
 import time
+from typing import Any
 
 from cove.errors import InvalidArgument
 from cove.image.manifest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical_json
@@ -64,6 +65,87 @@ def bootstrap_from_host(
         "rootfs": {"type": "layers", "diff_ids": [str(layer.digest) for layer in layers]},
         "history": history,
     }
+    return _register(store, reference, config, layers)
+
+
+def bootstrap_debian(
+    store: ImageStore,
+    name: str,
+    suite: str,
+    mirror: str | None = None,
+    include: tuple[str, ...] = (),
+    work_dir: str | None = None,
+) -> ImageRecord:
+    """A Debian image made with debootstrap (variant minbase) from `mirror` (default: the
+    one this machine's apt uses)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    reference = parse_reference(name)
+    debootstrap = shutil.which("debootstrap") or shutil.which("/usr/sbin/debootstrap")
+    if debootstrap is None:
+        raise InvalidArgument("--debootstrap: debootstrap is not installed (Debian package)")
+    if not suite or "/" in suite or suite.startswith("-"):
+        raise InvalidArgument(f"--debootstrap: invalid suite {suite!r}")
+    mirror = mirror or apt_mirror()
+    target = tempfile.mkdtemp(prefix="debootstrap-", dir=work_dir)
+    try:
+        command = [debootstrap, "--variant=minbase"]
+        if include:
+            command.append("--include=" + ",".join(include))
+        command += [suite, target, mirror]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+            raise InvalidArgument(f"--debootstrap {suite} from {mirror} failed: {' / '.join(tail)}")
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        entries = sorted(os.listdir(target))
+        layer = store.put_blob(_host_dirs_tar(target, entries))
+        config = {
+            "architecture": _architecture(),
+            "os": "linux",
+            "created": created,
+            "config": {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["/bin/bash"]},
+            "rootfs": {"type": "layers", "diff_ids": [str(layer.digest)]},
+            "history": [{"created": created,
+                         "created_by": f"debootstrap --variant=minbase {suite} {mirror}"}],
+        }  # fmt: skip
+        return _register(store, reference, config, [layer])
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses, or deb.debian.org."""
+    candidates = []
+    sources_dir = "/etc/apt/sources.list.d"
+    try:
+        for name in sorted(os.listdir(sources_dir)):
+            if name.endswith(".sources"):
+                with open(os.path.join(sources_dir, name)) as sources:
+                    for line in sources:
+                        if line.startswith("URIs:"):
+                            candidates.extend(line.split()[1:])
+    except OSError:
+        pass
+    try:
+        with open("/etc/apt/sources.list") as sources:
+            for line in sources:
+                words = line.split()
+                if len(words) >= 3 and words[0] == "deb":
+                    candidates.append(next(w for w in words[1:] if not w.startswith("[")))
+    except OSError:
+        pass
+    for uri in candidates:
+        if "debian" in uri and "security" not in uri:
+            return uri
+    return "http://deb.debian.org/debian"
+
+
+def _register(
+    store: ImageStore, reference: Any, config: dict[str, Any], layers: list[Any]
+) -> ImageRecord:
     config_info = store.put_blob(canonical_json(config))
     manifest = {
         "schemaVersion": 2,

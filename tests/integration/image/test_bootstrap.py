@@ -93,3 +93,21 @@ def test_a_host_root_without_usr_is_refused(tmp_path: Path) -> None:
     res = cove(root, "image", "bootstrap", "--from-host", "--host-root", str(tmp_path), "x:1")
     assert res.returncode == 1 and "has no usr folder" in res.stderr
     assert cove(root, "images", "-q").stdout == ""
+
+
+def test_debootstrap_image_runs(tmp_path: Path) -> None:
+    """A Debian image built by debootstrap from the mirror apt uses (Debian's package
+    service, which these machines reach), run through cove-runtime."""
+    if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
+        pytest.skip("debootstrap (Debian package) is not installed")
+    root = tmp_path / "engine"
+    made = cove(root, "image", "bootstrap", "--debootstrap", "bookworm", "--include",
+                "iproute2", "debian:bookworm")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    out = run_in_image(root, "debian:bookworm",
+                       "cat /etc/debian_version; ip -V; ip -o link | wc -l", tmp_path)  # fmt: skip
+    version, iproute, links = out.strip().split("\n")
+    assert version.startswith("12.")
+    assert "iproute2" in iproute
+    assert links == "1"  # the container's own network namespace: only lo
+    assert not any((root / "tmp").iterdir())  # the debootstrap folder is gone
