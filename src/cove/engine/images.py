@@ -188,6 +188,25 @@ class ImageService:
                 ),
             )
 
+    def history(self, term: str) -> list[dict[str, Any]]:
+        """As `docker image history`: newest first; the layers' sizes as stored."""
+        with self._store() as store:
+            record = store.resolve(term)
+            config = store.config(record)
+            sizes = [layer.size for layer in store.manifest(record).layers]
+        rows = []
+        layer = 0
+        for entry in config.history:
+            size = 0
+            if not entry.empty_layer and layer < len(sizes):
+                size, layer = sizes[layer], layer + 1
+            rows.append({"Id": "<missing>", "Created": entry.created, "CreatedBy":
+                         entry.created_by, "Size": size, "Comment": entry.comment})  # fmt: skip
+        rows.reverse()
+        if rows:
+            rows[0]["Id"] = str(record.id)
+        return rows
+
     def prune(self, all_unused: bool = False) -> tuple[list[Removed], int]:
         """Remove dangling images (no name), or with all_unused every image (no container
         uses images yet); returns what went and the bytes reclaimed."""
@@ -203,8 +222,36 @@ class ImageService:
                 removed.append(Removed(
                     tuple(name.familiar() for name in removal.untagged), (str(removal.image.id),)
                 ))  # fmt: skip
+            reclaimed += _remove_orphan_blobs(store)
             self._layers().prune(store)
         return removed, reclaimed
+
+
+ORPHAN_AGE = 600  # seconds: younger blobs may belong to a pull or load still running
+
+
+def _remove_orphan_blobs(store: ImageStore) -> int:
+    """Blobs no image uses (left by a pull or load killed before it registered its image);
+    returns the bytes freed."""
+    import time
+
+    from cove.errors import ImageStoreError
+
+    freed = 0
+    for digest in store.blobs():
+        path = store.blob_path(digest)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            continue
+        if time.time() - stat.st_mtime < ORPHAN_AGE:
+            continue
+        try:
+            if store.delete_blob(digest):
+                freed += stat.st_size
+        except ImageStoreError:
+            continue  # an image uses it
+    return freed
 
 
 def _bind_host_dirs(binds: list[tuple[str, str]], merged: str) -> None:

@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "tag": ("image_tag", "give an image another name"),
     "rm": ("image_rm", "remove images"),
     "prune": ("image_prune", "remove unused images"),
+    "history": ("image_history", "show the history of an image"),
     "bootstrap": ("image_bootstrap", "make an image from the host's userland (--from-host)"),
     "mount": ("image_mount", "mount an image's files read-write at a path (changes are lost)"),
     "unmount": ("image_unmount", "unmount an image mounted with image mount"),
