@@ -250,3 +250,73 @@ class ArchiveRejected(ArchiveError):
         super().__init__(f"archive entry {entry!r}: {why}")
         self.entry = entry
         self.why = why
+
+
+# --- engine --------------------------------------------------------------------------------
+
+
+class RuntimeNotFound(CoveError):
+    """The OCI runtime asked for (`--runtime NAME|PATH`) cannot be found or run."""
+
+    def __init__(self, runtime: str, why: str) -> None:
+        super().__init__(f"oci runtime {runtime!r} not available: {why}")
+        self.runtime = runtime
+        self.why = why
+
+
+class RuntimeFailed(CoveError):
+    """An OCI runtime verb failed; `message` is the runtime's own error text."""
+
+    def __init__(self, runtime: str, verb: str, container_id: str, message: str) -> None:
+        super().__init__(f"{runtime} {verb} {container_id}: {message}")
+        self.runtime = runtime
+        self.verb = verb
+        self.container_id = container_id
+        self.message = message
+
+
+class RuntimeTimedOut(RuntimeFailed):
+    """An OCI runtime verb did not finish in time; the runtime has been killed."""
+
+
+class RuntimeNoSuchContainer(RuntimeFailed):
+    """A runtime verb failed and the runtime holds no state for the container."""
+
+
+class ContainerStoreError(CoveError):
+    """The engine's container database cannot be read or written (names the path)."""
+
+
+class NameConflict(CoveError):
+    """A container name is already taken (docker's wording, which clients match on)."""
+
+    def __init__(self, name: str, holder_id: str) -> None:
+        super().__init__(
+            f'Conflict. The container name "/{name}" is already in use by container '
+            f'"{holder_id[:12]}". You have to remove (or rename) that container to be able '
+            "to reuse that name."
+        )
+        self.name = name
+        self.holder_id = holder_id
+
+
+class AmbiguousContainer(CoveError):
+    """A short container id matches more than one container."""
+
+    def __init__(self, term: str, candidates: list[str]) -> None:
+        shown = ", ".join(c[:12] for c in candidates)
+        super().__init__(f"container id prefix {term!r} is ambiguous: it matches {shown}")
+        self.term = term
+        self.candidates = candidates
+
+
+class ContainerBusy(CoveError):
+    """Another cove command holds the container's lock longer than we may wait."""
+
+    def __init__(self, container_id: str, waited: float) -> None:
+        super().__init__(
+            f"container {container_id[:12]} is busy: another command holds its lock "
+            f"(waited {waited:g}s)"
+        )
+        self.container_id = container_id
+        self.waited = waited
