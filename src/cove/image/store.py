@@ -5,14 +5,16 @@ small SQLite index of the images in it.
     <root>/index.json          one descriptor per image name (ref.name + containerd's name)
     <root>/blobs/<alg>/<hex>   blobs, read-only, named by digest
     <root>/images.db           SQLite (WAL): images, names, which blobs each image uses
-    <root>/tmp/                partial writes; `*.partial` files locked by their writer
+    <root>/tmp/                partial writes; `*.partial` files locked by their writer;
+                               `pull-<hex>.partial`: a download to resume (`resumable_blob`)
 
 Consistency rules:
 
 - A blob is written to `tmp/`, fsynced, verified against its digest, then renamed into
   place. Its writer holds an flock on the temp file for its whole life, so a temp file
   whose lock is free and whose writer pid is gone is debris from a kill -9:
-  `cleanup_partial()` (run on open) removes exactly those.
+  `cleanup_partial()` (run on open) removes exactly those. Resumable downloads
+  (`pull-<hex>.partial`) stay for the next pull unless a day old or already stored.
 - Every change to the image index is one `BEGIN IMMEDIATE` transaction; SQLite serialises
   writers across processes (busy timeout, WAL so readers never wait). `index.json` is
   rewritten (temp + fsync + rename) inside that transaction, and carries the database's
@@ -70,6 +72,7 @@ from cove.image.manifest import Platform as Platform
 from cove.image.manifest import parse_time as parse_time
 from cove.image.reference import Reference, is_image_id_prefix, parse_reference
 from cove.image.store_blobs import _PARTIAL_RE as _PARTIAL_RE
+from cove.image.store_blobs import ResumableBlob as ResumableBlob
 from cove.image.store_blobs import _chunks as _chunks
 from cove.image.store_blobs import _cleanup_partial as _cleanup_partial
 from cove.image.store_blobs import _fsync_dir as _fsync_dir
@@ -203,12 +206,15 @@ class ImageStore:
         expected: Digest | str | None = None,
         *,
         expected_size: int | None = None,
+        sync_dir: bool = True,
     ) -> BlobInfo:
         """Store `data` (bytes, a binary stream, or an iterable of chunks) as a blob.
 
         With `expected`, the content must hash to it (DigestMismatch otherwise, and nothing
         is stored); when that blob is already present, `data` is not read at all. The blob
-        appears atomically: readers see all of it or nothing.
+        appears atomically: readers see all of it or nothing. The blob's bytes are always
+        fsynced; `sync_dir=False` leaves the fsync of its folder (which makes the rename
+        durable) to a later `sync_blobs()`, so that many blobs share one.
         """
         want = None if expected is None else _as_digest(expected)
         if want is not None and self.has_blob(want):
@@ -231,10 +237,36 @@ class ImageStore:
             try:
                 final.parent.mkdir(exist_ok=True)
                 os.rename(partial, final)
-                _fsync_dir(final.parent)
+                if sync_dir:
+                    _fsync_dir(final.parent)
             except OSError as err:
                 raise ImageStoreError(f"cannot store blob {final}: {_why(err)}") from None
         return BlobInfo(digest, hasher.size)
+
+    def resumable_blob(
+        self, expected: Digest | str, *, expected_size: int | None = None
+    ) -> ResumableBlob:
+        """The temp file of a download of `expected` that a later run can resume (see
+        `ResumableBlob`): `offset` bytes are already there. Store it with `commit_blob`;
+        close it in any case."""
+        return ResumableBlob.open(self.tmp_dir, _as_digest(expected), expected_size)
+
+    def commit_blob(self, blob: ResumableBlob, *, sync_dir: bool = True) -> BlobInfo:
+        """Verify a finished download and move it into the store (DigestMismatch or
+        SizeMismatch delete it); `sync_dir` as in `put_blob`."""
+        expected = blob.hasher.expected
+        assert expected is not None
+        digest = blob.commit(self.blob_path(expected), sync_dir=sync_dir)
+        return BlobInfo(digest, blob.hasher.size)
+
+    def sync_blobs(self) -> None:
+        """Make the renames of blobs stored with `sync_dir=False` durable."""
+        try:
+            for folder in self.blobs_dir.iterdir():
+                if folder.is_dir():
+                    _fsync_dir(folder)
+        except OSError as err:
+            raise ImageStoreError(f"cannot sync {self.blobs_dir}: {_why(err)}") from None
 
     def delete_blob(self, digest: Digest | str, *, force: bool = False) -> bool:
         """Delete a blob; False when it was not there. A blob that an image uses is refused
@@ -265,9 +297,10 @@ class ImageStore:
         """Remove temp files left by writers that died (kill -9). Returns what it removed.
 
         A temp file is removed only when its writer's flock is free and its pid is gone,
-        so running this while other processes write is safe.
+        so running this while other processes write is safe. Resumable downloads
+        (`pull-<hex>.partial`, no writer) stay unless a day old or their blob is stored.
         """
-        return _cleanup_partial(self.tmp_dir)
+        return _cleanup_partial(self.tmp_dir, self.blobs_dir)
 
     # --- images ----------------------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 """Files of the image store (`cove.image.store`): temp files locked by their writer, so the
 debris of a writer killed with -9 can be told from a live write, and durable writes (fsync
 of the file, then of its directory after the rename).
+
+Downloads are resumable across runs: `ResumableBlob` writes `tmp/pull-<hex>.partial`, named
+by the digest it must have, under an flock while written. A pull killed halfway leaves it
+behind; the next pull of that blob re-hashes what is there and asks the registry for the
+rest. `_cleanup_partial` keeps such files unless they are a day old or their blob is stored.
 """
 
 from __future__ import annotations
@@ -11,14 +16,20 @@ import fcntl
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cove.errors import ImageStoreError
-from cove.image.digest import CHUNK
+from cove.errors import DigestMismatch, ImageStoreError, SizeMismatch
+from cove.image.digest import CHUNK, Digest, Hasher
 
 _PARTIAL_RE = re.compile(r"(?:blob|file)-(\d+)-[0-9a-f]+\.partial")
+#: a resumable download: `pull-<hex of the expected digest>.partial`
+_RESUMABLE_RE = re.compile(r"pull-([0-9a-f]{64}|[0-9a-f]{128})\.partial")
+#: resumable downloads older than this (seconds since their last write) are removed
+RESUMABLE_MAX_AGE = 24 * 3600
+_ALGORITHM_BY_HEX_LENGTH = {64: "sha256", 128: "sha512"}
 
 
 @contextlib.contextmanager
@@ -42,14 +53,21 @@ def _partial_file(tmp_dir: Path, kind: str) -> Iterator[tuple[BinaryIO, Path]]:
         out.close()
 
 
-def _cleanup_partial(tmp_dir: Path) -> list[Path]:
-    """Removes the temp files in `tmp_dir` whose writer died; returns them."""
+def _cleanup_partial(tmp_dir: Path, blobs_dir: Path | None = None) -> list[Path]:
+    """Removes the temp files in `tmp_dir` whose writer died; returns them. Resumable
+    downloads (`pull-<hex>.partial`) not being written stay, unless older than a day or
+    their blob is already in `blobs_dir`."""
     removed: list[Path] = []
     try:
         entries = list(tmp_dir.iterdir())
     except FileNotFoundError:
         return removed
     for path in entries:
+        resumable = _RESUMABLE_RE.fullmatch(path.name)
+        if resumable is not None:
+            if _stale_resumable(path, resumable.group(1), blobs_dir):
+                removed.append(path)
+            continue
         match = _PARTIAL_RE.fullmatch(path.name)
         if match is None:
             continue
@@ -70,6 +88,197 @@ def _cleanup_partial(tmp_dir: Path) -> list[Path]:
         finally:
             os.close(fd)
     return removed
+
+
+def _stale_resumable(path: Path, hex_digest: str, blobs_dir: Path | None) -> bool:
+    """Removes a resumable download nobody writes when it is old or its blob is stored."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a pull is writing it
+        stored = False
+        if blobs_dir is not None:
+            algorithm = _ALGORITHM_BY_HEX_LENGTH[len(hex_digest)]
+            stored = (blobs_dir / algorithm / hex_digest).is_file()
+        old = time.time() - os.fstat(fd).st_mtime > RESUMABLE_MAX_AGE
+        if not (stored or old):
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+class ResumableBlob:
+    """The temp file of one blob download, which survives the process that writes it.
+
+    Opened with `open()`: `tmp/pull-<hex>.partial`, flock'ed while we write. The bytes a
+    previous (killed) download left are re-hashed, so `offset` says where to continue;
+    `restart()` empties it when the source cannot continue there. `commit()` verifies the
+    digest and size and renames the file into the blob store (a mismatch deletes it);
+    `close()` keeps an unfinished file for the next attempt (an empty one is removed).
+    When another process holds the lock (it downloads the same blob), the download goes to
+    a private temp file instead, removed when it is not committed.
+    """
+
+    def __init__(
+        self, path: Path, fd: int, hasher: Hasher, *, resumable: bool, resumed: int
+    ) -> None:
+        self.path = path
+        self.hasher = hasher
+        self.resumable = resumable
+        #: bytes found from an earlier attempt when opened
+        self.resumed = resumed
+        self._fd = fd
+        self._done = False
+
+    @classmethod
+    def open(
+        cls, tmp_dir: Path, expected: Digest, expected_size: int | None = None
+    ) -> ResumableBlob:
+        path = tmp_dir / f"pull-{expected.hex}.partial"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o444)
+        except OSError as err:
+            raise ImageStoreError(f"cannot create a temp file in {tmp_dir}: {_why(err)}") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    return cls._private(tmp_dir, expected, expected_size)
+                # The file may have been renamed into the store or removed while we waited
+                # for the lock: only the file still at `path` is ours to continue.
+                try:
+                    same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o444)
+            hasher = Hasher(expected=expected, expected_size=expected_size)
+            size = os.fstat(fd).st_size
+            if expected_size is not None and size > expected_size:
+                os.ftruncate(fd, 0)
+                size = 0
+            if size:
+                size = _rehash(fd, hasher, size)
+            os.lseek(fd, size, os.SEEK_SET)
+        except OSError as err:
+            os.close(fd)
+            raise ImageStoreError(f"cannot resume download {path}: {_why(err)}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd, hasher, resumable=True, resumed=size)
+
+    @classmethod
+    def _private(cls, tmp_dir: Path, expected: Digest, expected_size: int | None) -> ResumableBlob:
+        path = tmp_dir / f"blob-{os.getpid()}-{secrets.token_hex(8)}.partial"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except OSError as err:
+            raise ImageStoreError(f"cannot create a temp file in {tmp_dir}: {_why(err)}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        hasher = Hasher(expected=expected, expected_size=expected_size)
+        return cls(path, fd, hasher, resumable=False, resumed=0)
+
+    @property
+    def offset(self) -> int:
+        """How many bytes the file holds."""
+        return self.hasher.size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append `data` (hashed on the way; more than the expected size fails at once)."""
+        self.hasher.update(data)
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as err:
+            raise ImageStoreError(f"cannot write {self.path}: {_why(err)}") from None
+
+    def restart(self) -> None:
+        """Throw away what the file holds: the download starts over."""
+        try:
+            os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+        except OSError as err:
+            raise ImageStoreError(f"cannot truncate {self.path}: {_why(err)}") from None
+        self.hasher = Hasher(expected=self.hasher.expected, expected_size=self.hasher.expected_size)
+        self.resumed = 0
+
+    def commit(self, final: Path, *, sync_dir: bool = True) -> Digest:
+        """fsync, verify, rename to `final` (fsync of its folder unless `sync_dir` is
+        False: the caller syncs it later). A mismatch deletes the file and raises."""
+        try:
+            os.fsync(self._fd)
+        except OSError as err:
+            raise ImageStoreError(f"cannot write {self.path}: {_why(err)}") from None
+        try:
+            digest = self.hasher.verify()
+        except (DigestMismatch, SizeMismatch):
+            self.discard()
+            raise
+        try:
+            final.parent.mkdir(exist_ok=True)
+            os.rename(self.path, final)
+            if sync_dir:
+                _fsync_dir(final.parent)
+        except OSError as err:
+            raise ImageStoreError(f"cannot store blob {final}: {_why(err)}") from None
+        self._done = True
+        return digest
+
+    def discard(self) -> None:
+        """Delete the file (its content is wrong)."""
+        if not self._done:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._done = True
+
+    def close(self) -> None:
+        """Release the file: kept for a later attempt unless committed, empty or private."""
+        if self._fd < 0:
+            return
+        try:
+            if not self._done and (not self.resumable or self.hasher.size == 0):
+                self.discard()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ResumableBlob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rehash(fd: int, hasher: Hasher, size: int) -> int:
+    """Feed the first `size` bytes of `fd` to `hasher`; returns how many there were."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    done = 0
+    while done < size:
+        count = os.readv(fd, [view[: min(len(view), size - done)]])
+        if not count:
+            break
+        hasher.update(view[:count])
+        done += count
+    return done
 
 
 def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterator[bytes]:

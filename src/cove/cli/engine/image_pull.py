@@ -7,9 +7,10 @@ import sys
 
 from cove.cli.engine import Context
 from cove.errors import InvalidArgument
+from cove.image.reference import parse_reference
+from cove.image.registry.client import RegistryClient
 from cove.image.registry.progress import ProgressPrinter, no_progress
-from cove.image.registry.pull import pull
-from cove.image.store import ImageStore
+from cove.image.registry.pull import pull, start_resolve
 
 
 def parse_bool(text: str) -> bool:
@@ -41,11 +42,16 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.all_tags:
         raise InvalidArgument("--all-tags is not supported")
     progress = no_progress if args.quiet else ProgressPrinter(sys.stdout)
-    with ImageStore(context.images_dir) as store:
-        result = pull(
-            store, args.reference, platform=args.platform, tls_verify=args.tls_verify,
-            progress=progress,
-        )  # fmt: skip
-    ref = result.reference
+    ref = parse_reference(args.reference)
+    with RegistryClient(ref.registry, tls_verify=args.tls_verify) as client:
+        # The manifests come from the registry while the store is imported and opened.
+        resolved = start_resolve(client, ref, args.platform)
+        from cove.image.store import ImageStore
+
+        with ImageStore(context.images_dir) as store:
+            pull(
+                store, ref, client=client, platform=args.platform, progress=progress,
+                resolved=resolved,
+            )  # fmt: skip
     sys.stdout.write(f"{ref.familiar() if ref.digest is None else str(ref)}\n")
     return 0

@@ -9,11 +9,38 @@ to in plain HTTP unless `tls_verify=False` says otherwise.
 
 from __future__ import annotations
 
-from cove.image.registry.auth import Credentials, CredentialStore
-from cove.image.registry.client import RegistryClient
-from cove.image.registry.progress import ProgressEvent, ProgressPrinter
-from cove.image.registry.pull import PullResult, pull
-from cove.image.registry.push import PushResult, push
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cove.image.registry.auth import Credentials, CredentialStore
+    from cove.image.registry.client import RegistryClient
+    from cove.image.registry.progress import ProgressEvent, ProgressPrinter
+    from cove.image.registry.pull import PullResult, pull
+    from cove.image.registry.push import PushResult, push
+
+# name -> module: imported on first use, so that `cove pull` never loads push (and its
+# thread pool) and `cove push` never loads pull.
+_LAZY = {
+    "CredentialStore": "auth",
+    "Credentials": "auth",
+    "ProgressEvent": "progress",
+    "ProgressPrinter": "progress",
+    "PullResult": "pull",
+    "PushResult": "push",
+    "RegistryClient": "client",
+    "pull": "pull",
+    "push": "push",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "CredentialStore",

@@ -1,4 +1,6 @@
-"""An HTTP client for one registry (the OCI distribution API), on http.client.
+"""An HTTP client for one registry (the OCI distribution API), on our own small HTTP/1.1
+connection (`cove.image.registry.transport`): http.client would load the email package and
+ssl, a good part of a short pull's time.
 
 Transport: a registry on a loopback address (`localhost`, `127.0.0.0/8`, `::1`) is spoken
 to in plain HTTP, as docker does; any other over HTTPS with certificate checks.
@@ -9,21 +11,19 @@ loopback. Docker Hub's name `docker.io` is served at `registry-1.docker.io`.
 Every request names the token scopes it needs; a 401 is answered by the `Authenticator`
 (token or Basic) and the request retried once. Redirects of GET/HEAD are followed (blob
 storage often lives elsewhere), without the Authorization header when the host changes.
-Connections are kept alive, one per thread and host: the pull and push thread pools share
-a client.
+Connections are kept alive, one per thread and host: the pull and push threads share a
+client.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
-import ipaddress
+import ipaddress  # (loaded anyway: urllib.parse imports it)
 import json
-import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
 from cove.errors import (
@@ -35,6 +35,17 @@ from cove.errors import (
 from cove.image.digest import Digest
 from cove.image.manifest import ACCEPT
 from cove.image.registry.auth import Authenticator, Credentials, CredentialStore
+from cove.image.registry.transport import (
+    Connection,
+    Disconnected,
+    Headers,
+    ProtocolError,
+    RawResponse,
+    split_netloc,
+)
+
+if TYPE_CHECKING:
+    import ssl
 
 USER_AGENT = "cove/0.1.0"
 DOCKER_HUB_HOST = "registry-1.docker.io"
@@ -46,12 +57,7 @@ ERROR_BODY_LIMIT = 1 << 16
 
 Body = bytes | Callable[[], BinaryIO | Iterable[bytes]]
 
-_TRANSIENT = (
-    http.client.RemoteDisconnected,
-    http.client.IncompleteRead,
-    ConnectionResetError,
-    BrokenPipeError,
-)
+_TRANSIENT = (Disconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 def is_loopback(registry: str) -> bool:
@@ -71,41 +77,59 @@ def _host_of(netloc: str) -> str:
     return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
 
 
-@dataclass
 class Response:
     """A response whose body has not been read yet (close it, or read it all)."""
 
-    status: int
-    reason: str
-    headers: http.client.HTTPMessage
-    url: str
-    _raw: http.client.HTTPResponse
-    _release: Callable[[bool], None]
+    __slots__ = ("_raw", "_release", "headers", "reason", "status", "url")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: Headers,
+        url: str,
+        raw: RawResponse,
+        release: Callable[[bool], None],
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.url = url
+        self._raw = raw
+        self._release = release
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default) or default
 
+    @property
+    def finished(self) -> bool:
+        """True once the body was read to its end."""
+        return self._raw.done
+
     def read(self, amount: int = READ_CHUNK) -> bytes:
         return self._raw.read(amount)
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Up to len(buffer) body bytes into `buffer` (0 at the body's end)."""
+        return self._raw.readinto(buffer)
+
     def chunks(self, size: int = READ_CHUNK) -> Iterator[bytes]:
-        while chunk := self._raw.read(size):
-            yield chunk
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        while count := self._raw.readinto(view):
+            yield bytes(view[:count])
 
     def body(self, limit: int | None = None) -> bytes:
         try:
-            return self._raw.read() if limit is None else self._raw.read(limit)
+            return self._raw.read(limit)
         finally:
             self.close()
 
     def close(self) -> None:
         """Release the connection (kept alive when the body was read to its end)."""
         raw = self._raw
-        if not raw.isclosed() and raw.length == 0:
-            raw.read()  # marks an empty (or HEAD) response done, keeping the connection
-        finished = raw.isclosed()
-        if not finished:
-            raw.close()
+        finished = raw.reusable
+        raw.close()
         self._release(finished)
 
     def __enter__(self) -> Response:
@@ -143,7 +167,8 @@ class RegistryClient:
         self.auth = Authenticator(registry, credentials, self._fetch_absolute)
         self._local = threading.local()
         self._connections_lock = threading.Lock()
-        self._all_connections: list[http.client.HTTPConnection] = []
+        self._all_connections: list[Connection] = []
+        self._context: ssl.SSLContext | None = None
 
     # --- lifetime --------------------------------------------------------------------------
 
@@ -304,22 +329,7 @@ class RegistryClient:
             if payload is None and method in ("PUT", "POST", "PATCH"):
                 all_headers.setdefault("Content-Length", "0")
             try:
-                conn.request(method, target, body=payload, headers=all_headers)
-                raw = conn.getresponse()
-            except ssl.SSLError as err:
-                self._drop(scheme, parts.netloc)
-                if (
-                    self._http_fallback
-                    and scheme == "https"
-                    and parts.netloc == self.host
-                    and "WRONG_VERSION_NUMBER" in str(err).upper()
-                ):
-                    self.scheme = "http"
-                    url = url.replace("https://", "http://", 1)
-                    return self._send(method, url, headers, body)
-                raise RegistryUnreachable(
-                    f"registry {self.registry}: TLS failure talking to {parts.netloc}: {err}"
-                ) from None
+                raw = conn.request(method, target, all_headers, payload)
             except _TRANSIENT as err:
                 self._drop(scheme, parts.netloc)
                 if reused and attempt == 0:
@@ -327,8 +337,27 @@ class RegistryClient:
                 raise RegistryUnreachable(
                     f"registry {self.registry}: connection to {parts.netloc} lost: {err}"
                 ) from None
+            except ProtocolError as err:
+                self._drop(scheme, parts.netloc)
+                raise RegistryUnreachable(
+                    f"registry {self.registry}: bad response from {parts.netloc}: {err}"
+                ) from None
             except OSError as err:
                 self._drop(scheme, parts.netloc)
+                ssl_module = sys.modules.get("ssl")
+                if ssl_module is not None and isinstance(err, ssl_module.SSLError):
+                    if (
+                        self._http_fallback
+                        and scheme == "https"
+                        and parts.netloc == self.host
+                        and "WRONG_VERSION_NUMBER" in str(err).upper()
+                    ):
+                        self.scheme = "http"
+                        url = url.replace("https://", "http://", 1)
+                        return self._send(method, url, headers, body)
+                    raise RegistryUnreachable(
+                        f"registry {self.registry}: TLS failure talking to {parts.netloc}: {err}"
+                    ) from None
                 reason = err.strerror or str(err) or type(err).__name__
                 raise RegistryUnreachable(
                     f"registry {self.registry}: cannot connect to {parts.netloc}: {reason}"
@@ -337,8 +366,6 @@ class RegistryClient:
                 if hasattr(payload, "close") and callable(body):
                     with contextlib.suppress(Exception):
                         payload.close()  # type: ignore[union-attr]
-            if method == "HEAD":
-                raw.length = 0
 
             def release(finished: bool, scheme: str = scheme, netloc: str = parts.netloc) -> None:
                 if not finished:
@@ -347,31 +374,36 @@ class RegistryClient:
             return Response(raw.status, raw.reason, raw.headers, url, raw, release)
         raise AssertionError("unreachable")
 
-    def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
-        pool: dict[tuple[str, str], http.client.HTTPConnection] = (
-            getattr(self._local, "pool", None) or {}
-        )
+    def _connection(self, scheme: str, netloc: str) -> tuple[Connection, bool]:
+        pool: dict[tuple[str, str], Connection] = getattr(self._local, "pool", None) or {}
         self._local.pool = pool
         key = (scheme, netloc)
         conn = pool.get(key)
-        if conn is not None:
+        if conn is not None and conn.is_open:
             return conn, True
-        if scheme == "https":
-            context = ssl.create_default_context()
-            if self.tls_verify is False:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection(
-                netloc, timeout=self.timeout, context=context, blocksize=1 << 20
-            )
-        elif scheme == "http":
-            conn = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=1 << 20)
-        else:
+        if scheme not in ("http", "https"):
             raise RegistryError(f"registry {self.registry}: unsupported URL scheme {scheme!r}")
+        try:
+            host, port = split_netloc(netloc, 443 if scheme == "https" else 80)
+        except ValueError as err:
+            raise RegistryError(f"registry {self.registry}: {err}") from None
+        context = self._tls_context() if scheme == "https" else None
+        conn = Connection(host, port, timeout=self.timeout, tls=context)
         pool[key] = conn
         with self._connections_lock:
             self._all_connections.append(conn)
         return conn, False
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            import ssl
+
+            context = ssl.create_default_context()
+            if self.tls_verify is False:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._context = context
+        return self._context
 
     def _drop(self, scheme: str, netloc: str) -> None:
         pool = getattr(self._local, "pool", None) or {}
@@ -393,7 +425,7 @@ class RegistryClient:
 
     def _error(self, response: Response, what: str) -> RegistryError:
         status = response.status
-        data = b"" if response._raw.isclosed() else response.body(ERROR_BODY_LIMIT)
+        data = b"" if response.finished else response.body(ERROR_BODY_LIMIT)
         code, detail = _error_details(data)
         text = detail or response.reason or "error"
         message = f"registry {self.registry}: {what}: {status} {text}".rstrip()

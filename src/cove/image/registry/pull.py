@@ -3,26 +3,32 @@
     1. GET the manifest by tag (Accept: OCI index, Docker list, OCI manifest, Docker
        manifest); check it against the reference's digest and Docker-Content-Digest.
     2. An index: pick the platform's manifest (linux/amd64 on this host by default) and GET
-       it by digest.
-    3. Config and layer blobs: fetched in parallel by a small thread pool, each streamed
-       into `ImageStore.put_blob`, which hashes while writing and keeps nothing unless the
-       digest and size match. A connection that breaks mid-blob is resumed with an HTTP
-       Range request (when the registry answers 200 instead of 206, the bytes already
-       stored are skipped from the new stream). Blobs the store holds are not fetched.
-    4. The manifest (and the index) are stored, then `add_image` registers the image and
-       tags it with the reference (not when pulled by digest).
+       it by digest. (`start_resolve` runs steps 1-2 in a thread, so the CLI opens the
+       store meanwhile.)
+    3. Config and layer blobs: fetched in parallel by a few threads (one per blob up to
+       `workers`), each streamed from the socket into the store's resumable temp file
+       `tmp/pull-<hex>.partial` (hashed on the way, no copy in between), fsynced, verified
+       against digest and size, renamed into place. A connection that breaks mid-blob is
+       resumed with an HTTP Range request; so is a download a killed pull left behind: the
+       bytes already in the temp file are re-hashed and the rest is asked for. When the
+       registry ignores the Range (200 instead of 206), the download starts over. Blobs
+       the store holds are not fetched.
+    4. One fsync of the blob folder (the renames), the manifest (and the index) stored,
+       then `add_image` registers the image and tags it with the reference (not when
+       pulled by digest).
 
-A failure at any step leaves no partial blob (the store removes its temp files) and no
-registered image; blobs fully downloaded before the failure stay for the next attempt.
+A failure leaves no registered image and no corrupt blob: a digest or size mismatch
+deletes the temp file; an unfinished download keeps its temp file (a later pull resumes
+it; `ImageStore.cleanup_partial` removes it after a day). Finished blobs stay.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cove.errors import (
     DigestMismatch,
@@ -30,6 +36,7 @@ from cove.errors import (
     NoSuchImage,
     RegistryError,
     RegistryUnreachable,
+    SizeMismatch,
 )
 from cove.image.digest import Digest
 from cove.image.manifest import (
@@ -48,9 +55,14 @@ from cove.image.reference import Reference, parse_reference
 from cove.image.registry.auth import CredentialStore
 from cove.image.registry.client import RegistryClient, Response
 from cove.image.registry.progress import Progress, ProgressEvent, no_progress
-from cove.image.store import ImageRecord, ImageStore
 
-DEFAULT_WORKERS = 3
+if TYPE_CHECKING:
+    from cove.image.store import ImageRecord, ImageStore, ResumableBlob
+
+#: parallel blob downloads (as skopeo's default)
+DEFAULT_WORKERS = 6
+#: bytes read from the socket at a time, straight into the buffer that is hashed and written
+BUFFER_SIZE = 1 << 20
 #: how often one blob download may be resumed after its connection broke
 DEFAULT_RETRIES = 5
 PROGRESS_INTERVAL = 0.1
@@ -58,6 +70,19 @@ PROGRESS_INTERVAL = 0.1
 
 class PullAborted(RegistryError):
     """Another blob of the same pull failed: this download stopped."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a reference resolved to: the top document (an index or the manifest) and the
+    image manifest, each with its bytes and sha256 digest."""
+
+    top_data: bytes
+    top_digest: Digest
+    index: ImageIndex | None
+    manifest: ImageManifest
+    manifest_data: bytes
+    manifest_digest: Digest
 
 
 @dataclass(frozen=True)
@@ -82,8 +107,10 @@ def pull(
     progress: Progress = no_progress,
     workers: int = DEFAULT_WORKERS,
     retries: int = DEFAULT_RETRIES,
+    resolved: Callable[[], Resolved] | None = None,
 ) -> PullResult:
-    """Pull `reference` into `store`; see the module's docstring for the steps."""
+    """Pull `reference` into `store`; see the module's docstring for the steps.
+    `resolved` is `start_resolve(client, reference, platform)`, started earlier."""
     ref = reference if isinstance(reference, Reference) else parse_reference(reference)
     want = parse_platform(platform) if isinstance(platform, str) else platform
     own_client = client is None
@@ -92,10 +119,57 @@ def pull(
             ref.registry, tls_verify=tls_verify, credential_store=credential_store
         )
     try:
-        return _pull(store, ref, client, want, progress, max(1, workers), retries)
+        return _pull(store, ref, client, want, progress, max(1, workers), retries, resolved)
     finally:
         if own_client:
             client.close()
+
+
+def resolve(client: RegistryClient, ref: Reference, platform: Platform | None) -> Resolved:
+    """Steps 1 and 2: the reference's manifest (through the index when it is one)."""
+    top_data, top_digest, top = _fetch_manifest(client, ref, str(ref.digest or ref.tag))
+    if not isinstance(top, ImageIndex):
+        return Resolved(top_data, top_digest, None, top, top_data, top_digest)
+    entry = select_manifest(top, platform)
+    if entry.media_type in INDEX_TYPES:
+        raise InvalidManifest(
+            f"index {top_digest} of {ref} points at another index for "
+            f"{platform or 'this host'}: nested indexes are not supported"
+        )
+    manifest_data, manifest_digest, document = _fetch_manifest(
+        client, ref.with_digest(entry.digest), str(entry.digest), entry
+    )
+    if not isinstance(document, ImageManifest):
+        raise InvalidManifest(f"manifest {entry.digest} of {ref} is an index")
+    return Resolved(top_data, top_digest, top, document, manifest_data, manifest_digest)
+
+
+def start_resolve(
+    client: RegistryClient, reference: Reference | str, platform: Platform | str | None = None
+) -> Callable[[], Resolved]:
+    """`resolve` in a thread: returns the function that waits for it (and raises what it
+    raised). Lets the caller open the store while the registry answers."""
+    ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+    want = parse_platform(platform) if isinstance(platform, str) else platform
+    outcome: list[Resolved | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(resolve(client, ref, want))
+        except BaseException as err:  # handed to the waiting thread
+            outcome.append(err)
+
+    thread = threading.Thread(target=run, name="cove-pull-resolve", daemon=True)
+    thread.start()
+
+    def wait() -> Resolved:
+        thread.join()
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return wait
 
 
 def _pull(
@@ -106,27 +180,12 @@ def _pull(
     progress: Progress,
     workers: int,
     retries: int,
+    resolved: Callable[[], Resolved] | None,
 ) -> PullResult:
     label = ref.tag if ref.digest is None and ref.tag else str(ref.digest)
     progress(ProgressEvent(f"Pulling from {ref.repository}", id=label or ""))
-    top_data, top_digest, top = _fetch_manifest(client, ref, str(ref.digest or ref.tag))
-    index: ImageIndex | None = None
-    if isinstance(top, ImageIndex):
-        index = top
-        entry = select_manifest(top, platform)
-        if entry.media_type in INDEX_TYPES:
-            raise InvalidManifest(
-                f"index {top_digest} of {ref} points at another index for "
-                f"{platform or 'this host'}: nested indexes are not supported"
-            )
-        manifest_data, manifest_digest, document = _fetch_manifest(
-            client, ref.with_digest(entry.digest), str(entry.digest), entry
-        )
-        if not isinstance(document, ImageManifest):
-            raise InvalidManifest(f"manifest {entry.digest} of {ref} is an index")
-        manifest = document
-    else:
-        manifest, manifest_data, manifest_digest = top, top_data, top_digest
+    found = resolved() if resolved is not None else resolve(client, ref, platform)
+    manifest, index = found.manifest, found.index
     for layer in manifest.layers:
         layer_compression(layer.media_type)  # refuses what is not a layer
     previous = _current(store, ref)
@@ -140,18 +199,21 @@ def _pull(
                     f"requested platform ({platform})"
                 )
             )
-    store.put_blob(manifest_data, manifest_digest, expected_size=len(manifest_data))
+    data, digest = found.manifest_data, found.manifest_digest
+    store.put_blob(data, digest, expected_size=len(data), sync_dir=False)
     if index is not None:
-        store.put_blob(top_data, top_digest, expected_size=len(top_data))
+        store.put_blob(found.top_data, found.top_digest, expected_size=len(found.top_data),
+                       sync_dir=False)  # fmt: skip
+    store.sync_blobs()  # the renames of this pull's blobs, before the image refers to them
     names = [ref] if ref.digest is None else []
     record = store.add_image(
-        manifest_digest, names=names, index=top_digest if index is not None else None
+        digest, names=names, index=found.top_digest if index is not None else None
     )
     downloaded = previous is None or previous.manifest_digest != record.manifest_digest
-    progress(ProgressEvent(f"Digest: {top_digest}"))
+    progress(ProgressEvent(f"Digest: {found.top_digest}"))
     status = "Downloaded newer image for" if downloaded else "Image is up to date for"
     progress(ProgressEvent(f"Status: {status} {ref.familiar()}"))
-    return PullResult(record, ref, top_digest, downloaded)
+    return PullResult(record, ref, found.top_digest, downloaded)
 
 
 def _current(store: ImageStore, ref: Reference) -> ImageRecord | None:
@@ -213,31 +275,45 @@ def _fetch_blobs(
     if not todo:
         return
     abort = threading.Event()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cove-pull") as pool:
-        futures: list[Future[None]] = [
-            pool.submit(
-                _download,
-                store,
-                client,
-                repository,
-                desc,
-                progress if shown else None,
-                retries,
-                abort,
-            )
-            for desc, shown in todo
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        buffer = memoryview(bytearray(BUFFER_SIZE))
+        while not abort.is_set():
+            with lock:
+                if not todo:
+                    return
+                desc, shown = todo.pop(0)
+            try:
+                _download(
+                    store, client, repository, desc, progress if shown else None, retries,
+                    abort, buffer,
+                )  # fmt: skip
+            except BaseException as err:  # handed to the main thread
+                with lock:
+                    errors.append(err)
+                abort.set()
+                return
+
+    count = min(workers, len(todo))
+    if count == 1:
+        work()
+    else:
+        threads = [
+            threading.Thread(target=work, name=f"cove-pull-{n}", daemon=True) for n in range(count)
         ]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except BaseException:  # Ctrl-C: the downloads stop, their temp files stay
             abort.set()
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
-            first = next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
-            assert first is not None
-            raise first
+            raise
+    if errors:
+        first = next((e for e in errors if not isinstance(e, PullAborted)), errors[0])
+        raise first
 
 
 def _download(
@@ -248,91 +324,99 @@ def _download(
     progress: Progress | None,
     retries: int,
     abort: threading.Event,
+    buffer: memoryview,
 ) -> None:
     short = desc.digest.short()
-    if abort.is_set():
-        raise PullAborted(f"pull aborted before blob {desc.digest}")
-    store.put_blob(
-        _blob_chunks(client, repository, desc, progress, retries, abort),
-        desc.digest,
-        expected_size=desc.size,
-    )
+    for attempt in range(2):
+        if abort.is_set():
+            raise PullAborted(f"pull aborted before blob {desc.digest}")
+        with store.resumable_blob(desc.digest, expected_size=desc.size) as blob:
+            resumed = blob.resumed
+            try:
+                _receive(client, repository, desc, blob, progress, retries, abort, buffer)
+                store.commit_blob(blob, sync_dir=False)
+            except (DigestMismatch, SizeMismatch):
+                blob.discard()
+                if resumed == 0 or attempt == 1:
+                    raise
+                continue  # the bytes an earlier run left were wrong: once more from 0
+        break
     if progress is not None:
         progress(ProgressEvent("Download complete", id=short))
         progress(ProgressEvent("Pull complete", id=short))
 
 
-def _blob_chunks(
+def _receive(
     client: RegistryClient,
     repository: str,
     desc: Descriptor,
+    blob: ResumableBlob,
     progress: Progress | None,
     retries: int,
     abort: threading.Event,
-) -> Iterator[bytes]:
-    """The blob's bytes, resuming with Range requests when the connection breaks."""
+    buffer: memoryview,
+) -> None:
+    """Download the rest of the blob into `blob`, resuming with Range requests."""
     short = desc.digest.short()
-    offset = 0
     failures = 0
     last_report = 0.0
-    response: Response | None = None
-    try:
-        while True:
+    if progress is not None and blob.offset:
+        progress(ProgressEvent("Resuming download", short, blob.offset, desc.size))
+    while blob.offset < desc.size:
+        if abort.is_set():
+            raise PullAborted(f"pull aborted during blob {desc.digest}")
+        try:
+            response = client.open_blob(repository, desc.digest, blob.offset)
             try:
-                response = client.open_blob(repository, desc.digest, offset)
-                skip = _bytes_to_skip(response, offset, desc)
-                for chunk in response.chunks():
+                skip = _bytes_to_skip(response, blob, desc)
+                while count := response.readinto(buffer):
                     if abort.is_set():
                         raise PullAborted(f"pull aborted during blob {desc.digest}")
+                    chunk = buffer[:count]
                     if skip:
-                        if len(chunk) <= skip:
-                            skip -= len(chunk)
+                        if count <= skip:
+                            skip -= count
                             continue
                         chunk, skip = chunk[skip:], 0
-                    offset += len(chunk)
+                    blob.write(chunk)
                     now = time.monotonic()
                     if progress is not None and (
-                        now - last_report >= PROGRESS_INTERVAL or offset >= desc.size
+                        now - last_report >= PROGRESS_INTERVAL or blob.offset >= desc.size
                     ):
                         last_report = now
-                        progress(ProgressEvent("Downloading", short, offset, desc.size))
-                    yield chunk
+                        progress(ProgressEvent("Downloading", short, blob.offset, desc.size))
+            finally:
                 response.close()
-                response = None
-                if offset >= desc.size:
-                    return  # (a longer blob is caught by put_blob's size check)
+            if blob.offset >= desc.size:
+                return  # (a longer blob fails in the hasher at once)
+            raise RegistryUnreachable(
+                f"blob {desc.digest}: connection closed after {blob.offset} of {desc.size} bytes"
+            )
+        except (RegistryUnreachable, OSError) as err:
+            failures += 1
+            if failures > retries:
                 raise RegistryUnreachable(
-                    f"blob {desc.digest}: connection closed after {offset} of {desc.size} bytes"
-                )
-            except (RegistryUnreachable, OSError) as err:
-                if response is not None:
-                    response.close()
-                    response = None
-                failures += 1
-                if failures > retries:
-                    raise RegistryUnreachable(
-                        f"registry {client.registry}: blob {desc.digest} failed after "
-                        f"{failures} attempts ({offset} of {desc.size} bytes): {err}"
-                    ) from None
-                time.sleep(min(0.2 * failures, 2.0))
-    finally:
-        if response is not None:
-            response.close()
+                    f"registry {client.registry}: blob {desc.digest} failed after "
+                    f"{failures} attempts ({blob.offset} of {desc.size} bytes): {err}"
+                ) from None
+            time.sleep(min(0.2 * failures, 2.0))
 
 
-def _bytes_to_skip(response: Response, offset: int, desc: Descriptor) -> int:
-    """How many leading bytes of `response` we already have."""
+def _bytes_to_skip(response: Response, blob: ResumableBlob, desc: Descriptor) -> int:
+    """How many leading bytes of `response` we already have; a registry that ignored the
+    Range (200) makes the download start over."""
+    offset = blob.offset
     if offset == 0:
         return 0
     if response.status == 200:
-        return offset  # the registry ignored the Range: skip what we have
+        blob.restart()
+        return 0
     content_range = response.header("Content-Range")
     try:
         start = int(content_range.split()[-1].split("-", 1)[0])
     except (ValueError, IndexError):
         start = -1
     if start < 0 or start > offset:
-        response.close()
         raise RegistryError(
             f"registry answered a range request for blob {desc.digest} with "
             f"Content-Range {content_range!r} (wanted bytes from {offset})"

@@ -30,6 +30,10 @@ class State:
     uploads: dict[str, bytearray] = field(default_factory=dict)
     #: digest -> bytes after which the first GET of that blob drops the connection
     break_after: dict[str, int] = field(default_factory=dict)
+    #: digest -> bytes after which the first GET of that blob stops sending (without closing)
+    #: until `release` is set; then the connection is closed
+    stall_after: dict[str, int] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
     honour_range: bool = True
     corrupt: set[str] = field(default_factory=set)
     token_requests: list[dict[str, list[str]]] = field(default_factory=list)
@@ -231,7 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
         body = data[start:]
+        stall = state.stall_after.pop(digest, None) if self.command == "GET" else None
         cut = state.break_after.pop(digest, None) if self.command == "GET" else None
+        if stall is not None:
+            cut = stall
         if cut is None:
             return self._send(status, body, headers)
         self.send_response(status)
@@ -241,6 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body[:cut])
         self.wfile.flush()
+        if stall is not None:
+            state.release.wait(30)
         self.close_connection = True
         return None
 
