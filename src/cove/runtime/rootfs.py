@@ -16,6 +16,7 @@ import errno
 import os
 
 from cove.errors import RootfsError, SyscallFailed
+from cove.runtime.cgroups import cgroup_relpath
 from cove.runtime.cgroups.layout import Layout
 from cove.runtime.config import ContainerConfig, MountEntry
 from cove.runtime.devices import DEFAULT_DEVICES, create_dev_symlinks, create_devices
@@ -137,7 +138,7 @@ def _mount_cgroup(
         raise RootfsError(f"mount {entry.destination}: the host has no cgroup hierarchy")
     try:
         if not own_namespace:
-            _bind(sys, "/sys/fs/cgroup", target, c.MS_BIND | c.MS_REC | entry.flags)
+            _bind_own_cgroups(sys, config, layout, target, entry.flags)
             return
         if layout.mode == "v2":
             sys.mount("cgroup2", target, "cgroup2", entry.flags)
@@ -153,6 +154,29 @@ def _mount_cgroup(
         # A user namespace may not mount v1 hierarchies: show the host's, read-only.
         sys.umount2(target, c.MNT_DETACH)
         _bind(sys, "/sys/fs/cgroup", target, c.MS_BIND | c.MS_REC | entry.flags)
+
+
+def _bind_own_cgroups(
+    sys: Syscalls, config: ContainerConfig, layout: Layout, target: str, flags: int
+) -> None:
+    """Without a cgroup namespace (Docker's default on v1 and hybrid hosts): each hierarchy
+    shows the container's own cgroup folder, as runc does, not the host's whole tree."""
+    relpath = cgroup_relpath(config.cgroups_path, config.id)
+    if layout.mode == "v2":
+        unified = layout.hierarchies[0].mountpoint
+        own = unified + relpath
+        _bind(sys, own if os.path.isdir(own) else unified, target, c.MS_BIND | c.MS_REC | flags)
+        return
+    sys.mount("tmpfs", target, "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
+    for hierarchy in layout.hierarchies:
+        sub = os.path.join(target, os.path.basename(hierarchy.mountpoint))
+        os.makedirs(sub, exist_ok=True)
+        own = hierarchy.mountpoint + relpath
+        # No cgroup of its own (rootless, not delegated): the host's hierarchy, read-only.
+        _bind(sys, own if os.path.isdir(own) else hierarchy.mountpoint, sub,
+              c.MS_BIND | c.MS_REC | flags)  # fmt: skip
+    if flags & c.MS_RDONLY:
+        sys.mount("", target, "", c.MS_REMOUNT | (flags & ~c.MS_RDONLY) | c.MS_RDONLY, "mode=755")
 
 
 def _mount_v1_hierarchies(sys: Syscalls, layout: Layout, target: str, flags: int) -> None:

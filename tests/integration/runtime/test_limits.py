@@ -244,3 +244,21 @@ def test_container_sees_its_own_cgroup_read_only(
     assert lines[0].endswith(":pids:/")
     assert lines[1] == "42"
     assert lines[2] == "ro"
+
+
+@needs_v1
+def test_without_a_cgroup_namespace_the_container_still_sees_its_own_cgroup(
+    make_runtime: Callable[[str], Runtime], bundle: Callable[..., Bundle]
+) -> None:
+    """Docker's default on v1 hosts (no cgroup namespace): each hierarchy under
+    /sys/fs/cgroup shows the container's own cgroup folder, as runc does."""
+    rt = make_runtime("cove")
+    b = bundle()
+    b.remove_namespace("cgroup")
+    b.linux["resources"] = {"pids": {"limit": 33}}
+    b.shell("cat /sys/fs/cgroup/pids/pids.max; ls /sys/fs/cgroup/memory | grep -c limit_in")
+    res = rt.run(b, b.id)
+    res.check()
+    limit, memory_files = res.stdout.split()
+    assert limit == "33"
+    assert int(memory_files) >= 1

@@ -456,16 +456,22 @@ def test_cgroup_mount_needs_a_hierarchy(
         mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), layout)
 
 
-def test_cgroup_without_namespace_binds_the_host_tree(
+def test_cgroup_without_namespace_binds_each_hierarchy(
     make_config: ConfigFactory, fake_sys: RecordingSyscalls
 ) -> None:
+    """A tmpfs, then each hierarchy bound (the container's own cgroup folder when it
+    exists; here, with no such folder, the hierarchy itself), then the tmpfs made ro."""
     config = cgroup_config(make_config, False)
-    mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), parse_mountinfo(HYBRID))
+    layout = parse_mountinfo(HYBRID)
+    mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), layout)
     target = f"{config.rootfs}/sys/fs/cgroup"
-    assert fake_sys.calls == [
-        ("mount", "/sys/fs/cgroup", target, "", c.MS_BIND | c.MS_REC, ""),
-        ("mount", "", target, "", c.MS_BIND | c.MS_REMOUNT | RO | c.MS_RELATIME, ""),
+    assert fake_sys.calls[0][:4] == ("mount", "tmpfs", target, "tmpfs")
+    binds = [call for call in fake_sys.calls if call[4] == c.MS_BIND | c.MS_REC]
+    assert [call[1] for call in binds] == [h.mountpoint for h in layout.hierarchies]
+    assert [call[2] for call in binds] == [
+        f"{target}/{h.mountpoint.rsplit('/', 1)[1]}" for h in layout.hierarchies
     ]
+    assert fake_sys.calls[-1][2] == target and fake_sys.calls[-1][4] & c.MS_RDONLY
 
 
 def test_cgroup_v2_with_namespace_is_one_mount(
