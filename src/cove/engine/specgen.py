@@ -1,0 +1,616 @@
+"""Image config + `docker run` options -> an OCI runtime spec (config.json), as Docker
+builds it.
+
+`generate_spec(image_config, options, rootfs)` is a pure function of its inputs and of
+what it reads: the image's own /etc/passwd and /etc/group under `rootfs`, the host devices
+named by --device and friends, bind sources, a seccomp profile file, and the host facts
+in `HostInfo` (probed when not given). It creates nothing.
+
+Docker's defaults, written down here once:
+- capabilities: the 14 of `DEFAULT_CAPABILITIES` in bounding, effective and permitted
+  (no inheritable, no ambient), changed by --cap-add/--cap-drop; --privileged gives all;
+- the default seccomp profile (`cove.engine.seccomp_default`), rendered for the
+  container's capabilities; --privileged and seccomp=unconfined have none;
+- masked and read-only /proc and /sys paths (none when privileged);
+- mounts: /proc, /dev (tmpfs), /dev/pts, /sys (ro), /sys/fs/cgroup (ro), /dev/mqueue,
+  /dev/shm (tmpfs, 64m); a private cgroup namespace only on a cgroup v2 host (Docker's
+  "host" cgroupns mode on v1 and hybrid hosts);
+- hostname: the short container id; env: PATH (unless the image sets it), HOSTNAME,
+  TERM=xterm with a tty, HOME from the image's passwd;
+- the device cgroup: deny all, allow the standard character devices and mknod;
+- net.ipv4.ip_unprivileged_port_start=0 and ping_group_range in a private network
+  namespace;
+- rlimits: nofile 1048576, lowered to what the host allows (a warning says so).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.engine import seccomp_default, spec_resources
+from cove.engine.create_options import (
+    DEFAULT_SHM_SIZE,
+    PROPAGATIONS,
+    CreateOptions,
+    MountOption,
+    parse_bytes,
+    parse_mount,
+    parse_signal,
+)
+from cove.engine.host_info import HostInfo
+from cove.engine.users import ExecUser, resolve_user
+from cove.errors import InvalidArgument
+from cove.image.bootstrap import host_binds
+from cove.image.image_config import ExecutionConfig, ImageConfig
+from cove.oci.default_spec import SPEC_VERSION
+from cove.runtime.capabilities import CAPABILITY_NAMES
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)  # fmt: skip
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+)  # fmt: skip
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEFAULT_SYSCTLS = {
+    "net.ipv4.ip_unprivileged_port_start": "0",
+    "net.ipv4.ping_group_range": "0 2147483647",
+}
+INIT_PATH = "/sbin/cove-init"
+STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
+NETWORK_MODES = ("none", "host")
+
+# Sysctls a container may set (they are per namespace): Docker's list.
+_IPC_SYSCTLS = frozenset(
+    "kernel.msgmax kernel.msgmnb kernel.msgmni kernel.sem kernel.shmall kernel.shmmax "
+    "kernel.shmmni kernel.shm_rmid_forced".split()
+)
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?")
+
+
+@dataclass
+class GeneratedSpec:
+    """What `generate_spec` returns: the spec and what the engine still has to act on.
+
+    `volumes`: the image's VOLUME paths that no mount covers (anonymous volumes for the
+    engine to create once it has a volume service). `init`: --init was asked for (when
+    an init binary was given it is already in the spec as process.args[0]).
+    """
+
+    spec: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    stop_signal: str = "SIGTERM"
+    init: bool = False
+    user: ExecUser = field(default_factory=lambda: ExecUser(0, 0))
+    volumes: list[str] = field(default_factory=list)
+
+
+def generate_spec(
+    image_config: ImageConfig | ExecutionConfig | None,
+    options: CreateOptions,
+    rootfs: str,
+    *,
+    container_id: str = "",
+    image_name: str = "",
+    host: HostInfo | None = None,
+    init_binary: str | None = None,
+    cgroups_path: str | None = None,
+) -> GeneratedSpec:
+    """The OCI runtime spec for `docker run IMAGE` with `options` over `rootfs`."""
+    if isinstance(image_config, ImageConfig):
+        execution = image_config.config
+    else:
+        execution = image_config or ExecutionConfig()
+    host = host or HostInfo.probe()
+    image = image_name or "the image"
+    warnings: list[str] = []
+
+    network = options.network or "none"
+    if network not in NETWORK_MODES:
+        raise InvalidArgument(
+            f"invalid value '{network}' for flag --network: only none and host are supported"
+            " for now"
+        )
+
+    args = _process_args(execution, options, image)
+    hostname = _hostname(options, container_id, network, host)
+    user = resolve_user(rootfs, options.user or execution.user, image)
+    env = _environment(execution, options, hostname, user)
+    cwd = _workdir(execution, options)
+    stop_signal = parse_signal(options.stop_signal or execution.stop_signal or "SIGTERM",
+                               "--stop-signal")  # fmt: skip
+
+    seccomp_setting, no_new_privileges, system_paths_unconfined = _security_opts(options, warnings)
+    caps = _capabilities(options, host, warnings)
+    privileged = options.privileged
+
+    mounts, image_volumes = _mounts(execution, options, host, privileged)
+    if options.init and init_binary:
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary,
+                       "options": ["rbind", "ro", "rprivate"]})  # fmt: skip
+        args = [INIT_PATH, "--", *args]
+
+    resources: dict[str, Any] = {}
+    device_nodes, device_rules = spec_resources.devices(options, host)
+    resources["devices"] = spec_resources.default_device_rules() + device_rules
+    for key, part in (
+        ("memory", spec_resources.memory(options, host, warnings)),
+        ("cpu", spec_resources.cpu(options, host, warnings)),
+        ("pids", spec_resources.pids(options)),
+        ("blockIO", spec_resources.block_io(options, host)),
+    ):
+        if part:
+            resources[key] = part
+
+    namespaces = [{"type": "mount"}]
+    if network != "host":
+        namespaces.append({"type": "network"})
+    namespaces += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
+    if host.cgroup_v2:
+        namespaces.append({"type": "cgroup"})
+
+    linux: dict[str, Any] = {"namespaces": namespaces, "resources": resources}
+    if device_nodes:
+        linux["devices"] = device_nodes
+    if cgroups_path is not None:
+        linux["cgroupsPath"] = cgroups_path
+    elif container_id:
+        linux["cgroupsPath"] = f"/cove/{container_id}"
+    sysctls = _sysctls(options, network)
+    if sysctls:
+        linux["sysctl"] = sysctls
+    if privileged or system_paths_unconfined:
+        linux["maskedPaths"] = []
+        linux["readonlyPaths"] = []
+    else:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+    if not privileged and seccomp_setting != "unconfined":
+        if seccomp_setting is None:
+            linux["seccomp"] = seccomp_default.default_profile(caps, host.machine, host.kernel)
+        else:
+            linux["seccomp"] = _seccomp_file(seccomp_setting, caps, host)
+
+    process_user: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
+    if user.additional_gids:
+        process_user["additionalGids"] = list(user.additional_gids)
+    process: dict[str, Any] = {
+        "terminal": options.tty,
+        "user": process_user,
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": list(caps), "effective": list(caps),
+                         "permitted": list(caps)},
+        "rlimits": spec_resources.rlimits(options, host, warnings),
+        "noNewPrivileges": no_new_privileges,
+    }  # fmt: skip
+
+    annotations = {**execution.labels, **options.labels}
+    annotations[STOP_SIGNAL_ANNOTATION] = stop_signal
+    spec = {
+        "ociVersion": SPEC_VERSION,
+        "process": process,
+        "root": {"path": rootfs, "readonly": options.read_only},
+        "hostname": hostname,
+        "mounts": mounts,
+        "annotations": annotations,
+        "linux": linux,
+    }
+    return GeneratedSpec(
+        spec=spec,
+        warnings=warnings,
+        stop_signal=stop_signal,
+        init=options.init,
+        user=user,
+        volumes=image_volumes,
+    )
+
+
+# --- process -----------------------------------------------------------------------------
+
+
+def _process_args(execution: ExecutionConfig, options: CreateOptions, image: str) -> list[str]:
+    """Docker's rules: --entrypoint replaces the image's entrypoint and drops its Cmd;
+    arguments after the image replace the Cmd."""
+    if options.entrypoint is not None:
+        entrypoint = list(options.entrypoint)
+        cmd = list(options.cmd) if options.cmd else []
+    else:
+        entrypoint = list(execution.entrypoint or ())
+        cmd = list(options.cmd) if options.cmd else list(execution.cmd or ())
+    args = entrypoint + cmd
+    if not args or not args[0]:
+        raise InvalidArgument(f"no command specified: {image} has no Cmd or Entrypoint")
+    return args
+
+
+def _hostname(options: CreateOptions, container_id: str, network: str, host: HostInfo) -> str:
+    if options.hostname:
+        if not _HOSTNAME_RE.fullmatch(options.hostname):
+            raise InvalidArgument(
+                f"invalid value '{options.hostname}' for flag --hostname: not a valid hostname"
+            )
+        return options.hostname
+    if network == "host":
+        return host.hostname
+    return container_id[:12] if container_id else "localhost"
+
+
+def _env_name(entry: str, flag: str) -> str:
+    name = entry.split("=", 1)[0]
+    if not name or any(c.isspace() for c in name):
+        raise InvalidArgument(f"invalid value '{entry}' for flag {flag}: invalid variable name")
+    return name
+
+
+def _merge_env(env: list[str], entries: list[str] | tuple[str, ...], flag: str) -> None:
+    """Docker's ReplaceOrAppendEnvValues: NAME=value replaces or appends; a bare NAME
+    removes NAME."""
+    for entry in entries:
+        name = _env_name(entry, flag)
+        index = next((i for i, e in enumerate(env) if e.split("=", 1)[0] == name), None)
+        if "=" not in entry:
+            if index is not None:
+                del env[index]
+            continue
+        if index is None:
+            env.append(entry)
+        else:
+            env[index] = entry
+
+
+def _environment(
+    execution: ExecutionConfig, options: CreateOptions, hostname: str, user: ExecUser
+) -> list[str]:
+    env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
+    if options.tty:
+        env.append("TERM=xterm")
+    _merge_env(env, execution.env, "Env (image)")
+    _merge_env(env, options.env_file, "--env-file")
+    _merge_env(env, options.env, "--env")
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home or '/'}")
+    return env
+
+
+def _workdir(execution: ExecutionConfig, options: CreateOptions) -> str:
+    if options.workdir:
+        if not options.workdir.startswith("/"):
+            raise InvalidArgument(
+                f"invalid value '{options.workdir}' for flag --workdir: it must be an absolute path"
+            )
+        return posixpath.normpath(options.workdir)
+    if execution.working_dir:
+        return posixpath.normpath("/" + execution.working_dir.lstrip("/"))
+    return "/"
+
+
+# --- security ----------------------------------------------------------------------------
+
+
+def _security_opts(options: CreateOptions, warnings: list[str]) -> tuple[str | None, bool, bool]:
+    """(seccomp: None = default, "unconfined" or a file/JSON, no_new_privileges,
+    systempaths=unconfined)."""
+    seccomp: str | None = None
+    no_new_privileges = False
+    system_paths = False
+    for text in options.security_opt:
+        key, sep, value = text.partition("=")
+        if not sep:
+            key, sep, value = text.partition(":")
+        key = key.strip().lower()
+        if key == "seccomp" and value:
+            seccomp = "unconfined" if value == "unconfined" else value
+        elif key == "no-new-privileges":
+            if not sep or value.lower() in ("true", "1", "yes"):
+                no_new_privileges = True
+            elif value.lower() in ("false", "0", "no"):
+                no_new_privileges = False
+            else:
+                raise InvalidArgument(
+                    f"invalid value '{text}' for flag --security-opt: "
+                    "no-new-privileges takes true or false"
+                )
+        elif key == "systempaths" and value == "unconfined":
+            system_paths = True
+        elif key in ("label", "apparmor") and value:
+            warnings.append(f"--security-opt {text}: cove has no SELinux/AppArmor support; ignored")
+        else:
+            raise InvalidArgument(
+                f"invalid value '{text}' for flag --security-opt: expected seccomp=FILE|unconfined"
+                " or no-new-privileges[=true|false]"
+            )
+    return seccomp, no_new_privileges, system_paths
+
+
+def _cap_name(name: str, flag: str) -> str:
+    upper = name.strip().upper()
+    if upper == "ALL":
+        return "ALL"
+    full = upper if upper.startswith("CAP_") else "CAP_" + upper
+    if full not in CAPABILITY_NAMES:
+        raise InvalidArgument(f"invalid value '{name}' for flag {flag}: unknown capability")
+    return full
+
+
+def _capabilities(options: CreateOptions, host: HostInfo, warnings: list[str]) -> list[str]:
+    """Docker's rules: defaults + add - drop; drop ALL keeps only what is added; add ALL
+    gives everything but what is dropped; --privileged gives everything."""
+    adds = [_cap_name(n, "--cap-add") for n in options.cap_add]
+    drops = [_cap_name(n, "--cap-drop") for n in options.cap_drop]
+    available = [name for name in CAPABILITY_NAMES if name in host.capabilities]
+    if options.privileged:
+        return available
+    if "ALL" in drops:
+        caps = [name for name in adds if name != "ALL"]
+        if "ALL" in adds:
+            caps = list(available)
+    elif "ALL" in adds:
+        caps = [name for name in available if name not in drops]
+    else:
+        caps = [name for name in DEFAULT_CAPABILITIES if name not in drops]
+        caps += [name for name in adds if name not in caps and name not in drops]
+    result = []
+    for name in caps:
+        if name in result:
+            continue
+        if name not in host.capabilities:
+            if name in adds:
+                raise InvalidArgument(
+                    f"invalid value '{name.removeprefix('CAP_')}' for flag --cap-add: the engine"
+                    f" itself lacks {name}, so it cannot give it to a container"
+                )
+            warnings.append(f"{name} left out: the engine itself lacks it")
+            continue
+        result.append(name)
+    return result
+
+
+def _seccomp_file(setting: str, caps: list[str], host: HostInfo) -> dict[str, Any]:
+    """--security-opt seccomp=FILE (or the JSON text, which is what Docker's CLI sends)."""
+    if setting.lstrip().startswith("{"):
+        text, source = setting, "<json>"
+    else:
+        source = setting
+        try:
+            with open(setting) as file:
+                text = file.read()
+        except OSError as exc:
+            raise InvalidArgument(
+                f"invalid value 'seccomp={setting}' for flag --security-opt: "
+                f"cannot read it: {exc.strerror or exc}"
+            ) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"invalid value 'seccomp={source}' for flag --security-opt: not JSON: {exc}"
+        ) from None
+    return seccomp_default.render_file_profile(data, caps, source, host.machine, host.kernel)
+
+
+def _sysctls(options: CreateOptions, network: str) -> dict[str, str]:
+    out = dict(DEFAULT_SYSCTLS) if network != "host" else {}
+    for name, value in options.sysctls.items():
+        text = f"{name}={value}"
+        if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            pass
+        elif name.startswith("net."):
+            if network == "host":
+                raise InvalidArgument(
+                    f"invalid value '{text}' for flag --sysctl: net.* sysctls cannot be set with"
+                    " --network host (they would change the host)"
+                )
+        elif name == "kernel.domainname":
+            pass
+        elif name == "kernel.hostname":
+            raise InvalidArgument(
+                f"invalid value '{text}' for flag --sysctl: use --hostname to set the hostname"
+            )
+        else:
+            raise InvalidArgument(
+                f"invalid value '{text}' for flag --sysctl: {name} is not namespaced, a "
+                "container may not set it"
+            )
+        out[name] = str(value)
+    return out
+
+
+# --- mounts ------------------------------------------------------------------------------
+
+
+def _default_mounts(shm_size: int, privileged: bool) -> list[dict[str, Any]]:
+    ro = [] if privileged else ["ro"]
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", *ro]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": [*ro, "nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]},
+    ]  # fmt: skip
+
+
+def _destination(path: str, flag: str, text: str) -> str:
+    if not path.startswith("/"):
+        raise InvalidArgument(
+            f"invalid value '{text}' for flag {flag}: the destination {path!r} must be absolute"
+        )
+    clean = posixpath.normpath(path)
+    if clean.startswith("//"):
+        clean = "/" + clean.lstrip("/")
+    if clean == "/":
+        raise InvalidArgument(f"invalid value '{text}' for flag {flag}: cannot mount over /")
+    return clean
+
+
+def _bind_source(source: str, flag: str, text: str, host: HostInfo) -> str:
+    if not source.startswith("/"):
+        raise InvalidArgument(
+            f"invalid value '{text}' for flag {flag}: named volumes are not supported yet"
+            " (give an absolute host path)"
+        )
+    clean = posixpath.normpath(source)
+    try:
+        host.stat(clean)
+    except OSError:
+        raise InvalidArgument(
+            f"invalid value '{text}' for flag {flag}: bind source path does not exist: {clean}"
+        ) from None
+    return clean
+
+
+def _bind(source: str, destination: str, read_only: bool, propagation: str,
+          recursive: bool = True) -> dict[str, Any]:  # fmt: skip
+    mount_options = ["rbind" if recursive else "bind"]
+    if read_only:
+        mount_options.append("ro")
+    mount_options.append(propagation or "rprivate")
+    return {"destination": destination, "type": "bind", "source": source,
+            "options": mount_options}  # fmt: skip
+
+
+def _volume_flag(text: str, host: HostInfo) -> dict[str, Any]:
+    """-v SRC:DST[:OPTS]."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        raise InvalidArgument(
+            f"invalid value '{text}' for flag --volume: anonymous volumes are not supported yet"
+            " (use SRC:DST with an absolute host path)"
+        )
+    if len(parts) > 3:
+        raise InvalidArgument(f"invalid value '{text}' for flag --volume: expected SRC:DST[:OPTS]")
+    source = _bind_source(parts[0], "--volume", text, host)
+    destination = _destination(parts[1], "--volume", text)
+    read_only, propagation = False, ""
+    if len(parts) == 3:
+        for option in parts[2].split(","):
+            if option == "ro":
+                read_only = True
+            elif option == "rw":
+                read_only = False
+            elif option in PROPAGATIONS:
+                propagation = option
+            elif option in ("z", "Z", "consistent", "cached", "delegated", ""):
+                continue  # SELinux relabel, Docker Desktop hints: nothing to do here
+            else:
+                raise InvalidArgument(
+                    f"invalid value '{text}' for flag --volume: unknown option {option!r}"
+                )
+    return _bind(source, destination, read_only, propagation)
+
+
+_TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
+_TMPFS_OPPOSITES = {"exec": "noexec", "suid": "nosuid", "dev": "nodev"}
+
+
+def _tmpfs(destination: str, extra: list[str]) -> dict[str, Any]:
+    options = list(_TMPFS_DEFAULTS)
+    for option in extra:
+        opposite = _TMPFS_OPPOSITES.get(option)
+        if opposite in options:
+            options.remove(opposite)
+        elif option in options:
+            continue
+        options.append(option)
+    return {"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": options}
+
+
+def _tmpfs_flag(text: str) -> dict[str, Any]:
+    path, _, option_text = text.partition(":")
+    destination = _destination(path, "--tmpfs", text)
+    extra = [o.strip() for o in option_text.split(",") if o.strip()]
+    for option in extra:
+        key, sep, value = option.partition("=")
+        if key == "size" and sep:
+            parse_bytes(value, "--tmpfs size")
+        elif key == "mode" and sep and not re.fullmatch(r"[0-7]{3,4}", value):
+            raise InvalidArgument(f"invalid value '{text}' for flag --tmpfs: mode must be octal")
+    return _tmpfs(destination, extra)
+
+
+def _mount_flag(item: str | MountOption, host: HostInfo) -> dict[str, Any]:
+    mount = parse_mount(item) if isinstance(item, str) else item
+    text = item if isinstance(item, str) else f"type={mount.type},target={mount.target}"
+    destination = _destination(mount.target, "--mount", text)
+    if mount.type == "bind":
+        source = _bind_source(mount.source, "--mount", text, host)
+        return _bind(source, destination, mount.read_only, mount.propagation,
+                     recursive=not mount.nonrecursive)  # fmt: skip
+    if mount.type == "tmpfs":
+        extra = []
+        if mount.tmpfs_size is not None:
+            extra.append(f"size={mount.tmpfs_size}")
+        if mount.tmpfs_mode is not None:
+            extra.append(f"mode={mount.tmpfs_mode:o}")
+        if mount.read_only:
+            extra.append("ro")
+        return _tmpfs(destination, extra)
+    raise InvalidArgument(
+        f"invalid value '{text}' for flag --mount: unsupported type {mount.type!r}"
+    )
+
+
+def _under(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _mounts(
+    execution: ExecutionConfig, options: CreateOptions, host: HostInfo, privileged: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(spec mounts, image volumes left for the engine)."""
+    shm_size = DEFAULT_SHM_SIZE
+    if _is_set(options.shm_size):
+        assert options.shm_size is not None
+        shm_size = parse_bytes(options.shm_size, "--shm-size")
+        if shm_size <= 0:
+            raise InvalidArgument(
+                f"invalid value '{options.shm_size}' for flag --shm-size: must be more than 0"
+            )
+    image_binds = [
+        _bind(source, posixpath.normpath("/" + destination.lstrip("/")), True, "rprivate")
+        for source, destination in host_binds(dict(execution.labels))
+    ]
+    user: list[dict[str, Any]] = []
+    user += [_volume_flag(text, host) for text in options.volumes]
+    user += [_mount_flag(item, host) for item in options.mounts]
+    user += [_tmpfs_flag(text) for text in options.tmpfs]
+    seen: set[str] = set()
+    for mount in user:
+        if mount["destination"] in seen:
+            raise InvalidArgument(f"duplicate mount point: {mount['destination']}")
+        seen.add(mount["destination"])
+    defaults = [
+        m for m in _default_mounts(shm_size, privileged)
+        if not any(_under(m["destination"], d) for d in seen)
+    ]  # fmt: skip
+    # parents before children, as Docker sorts them (stable: same depth keeps its order)
+    user.sort(key=lambda m: m["destination"].count("/"))
+    volumes = []
+    for volume in execution.volumes:
+        path = posixpath.normpath("/" + volume.lstrip("/"))
+        if path not in seen:
+            volumes.append(path)
+    return image_binds + defaults + user, volumes
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value != ""
