@@ -153,3 +153,16 @@ def test_json_log_records_the_error(
     assert errors, records
     message = errors[-1]["msg"]
     assert "not exist" in message or "no-such-container" in message, message
+
+
+def test_ptmx_in_config_devices_stays_the_devpts_link(
+    runtime: Runtime, bundle: BundleFactory
+) -> None:
+    """Privileged specs list the host's /dev/ptmx; the container keeps /dev/ptmx as the link
+    to its own devpts instance, so its ptys are its own."""
+    b = bundle()
+    b.linux["devices"] = [{"type": "c", "path": "/dev/ptmx", "major": 5, "minor": 2,
+                           "fileMode": 0o666}]  # fmt: skip
+    b.linux.setdefault("resources", {})["devices"] = [{"allow": True, "access": "rwm"}]
+    b.shell("readlink /dev/ptmx")
+    assert run_ok(runtime, b).strip() == "pts/ptmx"

@@ -40,8 +40,13 @@ def create_devices(
 ) -> None:
     """Create each device node; in a user namespace mknod is denied, so bind the host's."""
     for device in devices:
-        target = resolve_in_root(rootfs, device.path)
+        # The folder is resolved inside the rootfs; the node's own name never is followed
+        # (an existing link there, like /dev/ptmx -> pts/ptmx, is replaced, not written through).
+        parent, name = os.path.split(device.path)
+        target = os.path.join(resolve_in_root(rootfs, parent), name)
         if bind_from_host and device.type != "p":
+            if os.path.islink(target):
+                os.unlink(target)
             ensure_mountpoint(rootfs, target, is_file=True)
             sys.mount(device.path, target, "bind", MS_BIND)
             continue
@@ -58,10 +63,14 @@ def create_devices(
 
 
 def create_dev_symlinks(rootfs: str) -> None:
+    """The standard links; existing entries are kept, except /dev/ptmx, which must lead to
+    the container's own devpts instance (a host ptmx node there would open the host's)."""
     for target, link in DEV_SYMLINKS:
         # Resolve the folder only: the link itself may exist (and point anywhere).
         parent, name = os.path.split(link)
         host_link = os.path.join(resolve_in_root(rootfs, parent), name)
+        if link == "/dev/ptmx" and os.path.lexists(host_link) and not os.path.islink(host_link):
+            os.unlink(host_link)
         if os.path.lexists(host_link):
             continue
         os.symlink(target, host_link)

@@ -72,8 +72,10 @@ def prepare_rootfs(
         mount_entry(sys, config, entry, cgroups)
     if config.mounts_dev:
         create_devices(sys, config.rootfs, DEFAULT_DEVICES, config.has_user_namespace)
-        create_dev_symlinks(config.rootfs)
     create_devices(sys, config.rootfs, config.devices, config.has_user_namespace)
+    if config.mounts_dev:
+        # After the config's devices, as runc: /dev/ptmx ends up the devpts link.
+        create_dev_symlinks(config.rootfs)
     # As runc: a missing working directory is created (inside the rootfs, as root).
     cwd = resolve_in_root(config.rootfs, config.process.cwd)
     if not os.path.lexists(cwd):

@@ -81,7 +81,9 @@ def test_bind_target_through_hostile_symlink_stays_inside(
     outside.mkdir()
     (root / "dev" / "fuse").symlink_to(outside / "fuse")
     create_devices(fake_sys, str(root), (Device("c", "/dev/fuse", 10, 229),), True)
-    assert fake_sys.calls[0][2] == f"{root}{outside}/fuse"
+    # the link is replaced by the device's own mount point, never followed
+    assert fake_sys.calls[0][2] == f"{root}/dev/fuse"
+    assert not (root / "dev" / "fuse").is_symlink()
     assert not (outside / "fuse").exists()
 
 
@@ -151,11 +153,12 @@ def test_dev_symlinks(root: Path) -> None:
     assert len(DEV_SYMLINKS) == 5
 
 
-def test_dev_symlinks_keep_existing_files(root: Path) -> None:
-    (root / "dev" / "ptmx").write_text("")
+def test_dev_symlinks_keep_existing_files_but_ptmx(root: Path) -> None:
+    (root / "dev" / "stdin").write_text("")
+    (root / "dev" / "ptmx").write_text("")  # e.g. a host ptmx node from the config
     create_dev_symlinks(str(root))
-    assert (root / "dev" / "ptmx").is_file()
-    assert not (root / "dev" / "ptmx").is_symlink()
+    assert (root / "dev" / "stdin").is_file()
+    assert os.readlink(root / "dev" / "ptmx") == "pts/ptmx"
     assert os.readlink(root / "dev" / "stdout") == "/proc/self/fd/1"
 
 
