@@ -32,19 +32,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cove.engine import seccomp_default, spec_resources
-from cove.engine.create_options import (
-    DEFAULT_SHM_SIZE,
-    PROPAGATIONS,
-    CreateOptions,
-    MountOption,
-    parse_bytes,
-    parse_mount,
-    parse_signal,
-)
+from cove.engine.create_options import CreateOptions, parse_signal
 from cove.engine.host_info import HostInfo
+from cove.engine.spec_mounts import _TMPFS_DEFAULTS as _TMPFS_DEFAULTS
+from cove.engine.spec_mounts import _TMPFS_OPPOSITES as _TMPFS_OPPOSITES
+from cove.engine.spec_mounts import _bind as _bind
+from cove.engine.spec_mounts import _bind_source as _bind_source
+from cove.engine.spec_mounts import _default_mounts as _default_mounts
+from cove.engine.spec_mounts import _destination as _destination
+from cove.engine.spec_mounts import _is_set as _is_set
+from cove.engine.spec_mounts import _mount_flag as _mount_flag
+from cove.engine.spec_mounts import _mounts as _mounts
+from cove.engine.spec_mounts import _tmpfs as _tmpfs
+from cove.engine.spec_mounts import _tmpfs_flag as _tmpfs_flag
+from cove.engine.spec_mounts import _under as _under
+from cove.engine.spec_mounts import _volume_flag as _volume_flag
 from cove.engine.users import ExecUser, resolve_user
 from cove.errors import InvalidArgument
-from cove.image.bootstrap import host_binds
 from cove.image.image_config import ExecutionConfig, ImageConfig
 from cove.oci.default_spec import SPEC_VERSION
 from cove.runtime.capabilities import CAPABILITY_NAMES
@@ -424,193 +428,3 @@ def _sysctls(options: CreateOptions, network: str) -> dict[str, str]:
             )
         out[name] = str(value)
     return out
-
-
-# --- mounts ------------------------------------------------------------------------------
-
-
-def _default_mounts(shm_size: int, privileged: bool) -> list[dict[str, Any]]:
-    ro = [] if privileged else ["ro"]
-    return [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", *ro]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": [*ro, "nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]},
-    ]  # fmt: skip
-
-
-def _destination(path: str, flag: str, text: str) -> str:
-    if not path.startswith("/"):
-        raise InvalidArgument(
-            f"invalid value '{text}' for flag {flag}: the destination {path!r} must be absolute"
-        )
-    clean = posixpath.normpath(path)
-    if clean.startswith("//"):
-        clean = "/" + clean.lstrip("/")
-    if clean == "/":
-        raise InvalidArgument(f"invalid value '{text}' for flag {flag}: cannot mount over /")
-    return clean
-
-
-def _bind_source(source: str, flag: str, text: str, host: HostInfo) -> str:
-    if not source.startswith("/"):
-        raise InvalidArgument(
-            f"invalid value '{text}' for flag {flag}: named volumes are not supported yet"
-            " (give an absolute host path)"
-        )
-    clean = posixpath.normpath(source)
-    try:
-        host.stat(clean)
-    except OSError:
-        raise InvalidArgument(
-            f"invalid value '{text}' for flag {flag}: bind source path does not exist: {clean}"
-        ) from None
-    return clean
-
-
-def _bind(source: str, destination: str, read_only: bool, propagation: str,
-          recursive: bool = True) -> dict[str, Any]:  # fmt: skip
-    mount_options = ["rbind" if recursive else "bind"]
-    if read_only:
-        mount_options.append("ro")
-    mount_options.append(propagation or "rprivate")
-    return {"destination": destination, "type": "bind", "source": source,
-            "options": mount_options}  # fmt: skip
-
-
-def _volume_flag(text: str, host: HostInfo) -> dict[str, Any]:
-    """-v SRC:DST[:OPTS]."""
-    parts = text.split(":")
-    if len(parts) == 1:
-        raise InvalidArgument(
-            f"invalid value '{text}' for flag --volume: anonymous volumes are not supported yet"
-            " (use SRC:DST with an absolute host path)"
-        )
-    if len(parts) > 3:
-        raise InvalidArgument(f"invalid value '{text}' for flag --volume: expected SRC:DST[:OPTS]")
-    source = _bind_source(parts[0], "--volume", text, host)
-    destination = _destination(parts[1], "--volume", text)
-    read_only, propagation = False, ""
-    if len(parts) == 3:
-        for option in parts[2].split(","):
-            if option == "ro":
-                read_only = True
-            elif option == "rw":
-                read_only = False
-            elif option in PROPAGATIONS:
-                propagation = option
-            elif option in ("z", "Z", "consistent", "cached", "delegated", ""):
-                continue  # SELinux relabel, Docker Desktop hints: nothing to do here
-            else:
-                raise InvalidArgument(
-                    f"invalid value '{text}' for flag --volume: unknown option {option!r}"
-                )
-    return _bind(source, destination, read_only, propagation)
-
-
-_TMPFS_DEFAULTS = ("nosuid", "nodev", "noexec")
-_TMPFS_OPPOSITES = {"exec": "noexec", "suid": "nosuid", "dev": "nodev"}
-
-
-def _tmpfs(destination: str, extra: list[str]) -> dict[str, Any]:
-    options = list(_TMPFS_DEFAULTS)
-    for option in extra:
-        opposite = _TMPFS_OPPOSITES.get(option)
-        if opposite in options:
-            options.remove(opposite)
-        elif option in options:
-            continue
-        options.append(option)
-    return {"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": options}
-
-
-def _tmpfs_flag(text: str) -> dict[str, Any]:
-    path, _, option_text = text.partition(":")
-    destination = _destination(path, "--tmpfs", text)
-    extra = [o.strip() for o in option_text.split(",") if o.strip()]
-    for option in extra:
-        key, sep, value = option.partition("=")
-        if key == "size" and sep:
-            parse_bytes(value, "--tmpfs size")
-        elif key == "mode" and sep and not re.fullmatch(r"[0-7]{3,4}", value):
-            raise InvalidArgument(f"invalid value '{text}' for flag --tmpfs: mode must be octal")
-    return _tmpfs(destination, extra)
-
-
-def _mount_flag(item: str | MountOption, host: HostInfo) -> dict[str, Any]:
-    mount = parse_mount(item) if isinstance(item, str) else item
-    text = item if isinstance(item, str) else f"type={mount.type},target={mount.target}"
-    destination = _destination(mount.target, "--mount", text)
-    if mount.type == "bind":
-        source = _bind_source(mount.source, "--mount", text, host)
-        return _bind(source, destination, mount.read_only, mount.propagation,
-                     recursive=not mount.nonrecursive)  # fmt: skip
-    if mount.type == "tmpfs":
-        extra = []
-        if mount.tmpfs_size is not None:
-            extra.append(f"size={mount.tmpfs_size}")
-        if mount.tmpfs_mode is not None:
-            extra.append(f"mode={mount.tmpfs_mode:o}")
-        if mount.read_only:
-            extra.append("ro")
-        return _tmpfs(destination, extra)
-    raise InvalidArgument(
-        f"invalid value '{text}' for flag --mount: unsupported type {mount.type!r}"
-    )
-
-
-def _under(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-def _mounts(
-    execution: ExecutionConfig, options: CreateOptions, host: HostInfo, privileged: bool
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """(spec mounts, image volumes left for the engine)."""
-    shm_size = DEFAULT_SHM_SIZE
-    if _is_set(options.shm_size):
-        assert options.shm_size is not None
-        shm_size = parse_bytes(options.shm_size, "--shm-size")
-        if shm_size <= 0:
-            raise InvalidArgument(
-                f"invalid value '{options.shm_size}' for flag --shm-size: must be more than 0"
-            )
-    image_binds = [
-        _bind(source, posixpath.normpath("/" + destination.lstrip("/")), True, "rprivate")
-        for source, destination in host_binds(dict(execution.labels))
-    ]
-    user: list[dict[str, Any]] = []
-    user += [_volume_flag(text, host) for text in options.volumes]
-    user += [_mount_flag(item, host) for item in options.mounts]
-    user += [_tmpfs_flag(text) for text in options.tmpfs]
-    seen: set[str] = set()
-    for mount in user:
-        if mount["destination"] in seen:
-            raise InvalidArgument(f"duplicate mount point: {mount['destination']}")
-        seen.add(mount["destination"])
-    defaults = [
-        m for m in _default_mounts(shm_size, privileged)
-        if not any(_under(m["destination"], d) for d in seen)
-    ]  # fmt: skip
-    # parents before children, as Docker sorts them (stable: same depth keeps its order)
-    user.sort(key=lambda m: m["destination"].count("/"))
-    volumes = []
-    for volume in execution.volumes:
-        path = posixpath.normpath("/" + volume.lstrip("/"))
-        if path not in seen:
-            volumes.append(path)
-    return image_binds + defaults + user, volumes
-
-
-def _is_set(value: object) -> bool:
-    return value is not None and value != ""

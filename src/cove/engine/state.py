@@ -29,16 +29,36 @@ import fcntl
 import json
 import os
 import random
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cove.engine.state_names import ADJECTIVES as ADJECTIVES
+from cove.engine.state_names import NAME_PATTERN as NAME_PATTERN
+from cove.engine.state_names import SURNAMES as SURNAMES
+from cove.engine.state_names import check_name as check_name
+from cove.engine.state_names import random_name as random_name
+from cove.engine.state_records import _COLUMNS as _COLUMNS
+from cove.engine.state_records import _HEX as _HEX
+from cove.engine.state_records import _SCHEMA as _SCHEMA
+from cove.engine.state_records import MUTABLE_FIELDS as MUTABLE_FIELDS
+from cove.engine.state_records import STATUSES as STATUSES
+from cove.engine.state_records import ContainerRecord as ContainerRecord
+from cove.engine.state_records import _from_row as _from_row
+from cove.engine.state_records import _match_ancestor as _match_ancestor
+from cove.engine.state_records import _match_exited as _match_exited
+from cove.engine.state_records import _match_id as _match_id
+from cove.engine.state_records import _match_label as _match_label
+from cove.engine.state_records import _match_name as _match_name
+from cove.engine.state_records import _match_runtime as _match_runtime
+from cove.engine.state_records import _match_status as _match_status
+from cove.engine.state_records import _to_row as _to_row
+from cove.engine.state_records import _validate as _validate
+from cove.engine.state_records import new_id as new_id
+from cove.engine.state_records import utc_now as utc_now
 from cove.errors import (
     AmbiguousContainer,
     ContainerBusy,
@@ -52,195 +72,8 @@ SCHEMA_VERSION = "1"
 DB_NAME = "containers.db"
 DEFAULT_DB_TIMEOUT = 30.0
 
-STATUSES = ("created", "running", "paused", "exited", "dead")
-NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_HEX = re.compile(r"^[0-9a-f]+$")
 
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS containers (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    image_id TEXT NOT NULL,
-    image_name TEXT NOT NULL,
-    created TEXT NOT NULL,
-    runtime TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    exit_code INTEGER NOT NULL,
-    oom_killed INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL,
-    restart_count INTEGER NOT NULL,
-    config TEXT NOT NULL,
-    bundle TEXT NOT NULL,
-    rootfs TEXT NOT NULL,
-    log_path TEXT NOT NULL
-);
-"""
-
-_COLUMNS = (
-    "id",
-    "name",
-    "image_id",
-    "image_name",
-    "created",
-    "runtime",
-    "status",
-    "pid",
-    "exit_code",
-    "oom_killed",
-    "started_at",
-    "finished_at",
-    "restart_count",
-    "config",
-    "bundle",
-    "rootfs",
-    "log_path",
-)
-# What update_state() may change; id, name (rename), image and created never change.
-MUTABLE_FIELDS = frozenset(
-    {
-        "status",
-        "pid",
-        "exit_code",
-        "oom_killed",
-        "started_at",
-        "finished_at",
-        "restart_count",
-        "config",
-        "bundle",
-        "rootfs",
-        "log_path",
-        "runtime",
-    }
-)
-
-
-def new_id() -> str:
-    """A container id: 64 hex digits from os.urandom(32)."""
-    return os.urandom(32).hex()
-
-
-def utc_now() -> str:
-    """The current time as docker writes it: RFC 3339, UTC, nanosecond digits."""
-    now = time.time_ns()
-    stamp = datetime.fromtimestamp(now // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{now % 1_000_000_000:09d}Z"
-
-
-@dataclass(frozen=True)
-class ContainerRecord:
-    """One container as the engine knows it.
-
-    `name` has no leading '/'; "" asks `add` for a random one. `config` is the create options
-    as given (JSON-serialisable). Times are RFC 3339 strings, "" while unset.
-    """
-
-    id: str
-    name: str
-    image_id: str
-    image_name: str
-    created: str = field(default_factory=utc_now)
-    runtime: str = "cove"
-    status: str = "created"
-    pid: int = 0
-    exit_code: int = 0
-    oom_killed: bool = False
-    started_at: str = ""
-    finished_at: str = ""
-    restart_count: int = 0
-    config: Mapping[str, Any] = field(default_factory=dict)
-    bundle: str = ""
-    rootfs: str = ""
-    log_path: str = ""
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-    @property
-    def running(self) -> bool:
-        """Docker's State.Running: true for running and paused containers."""
-        return self.status in ("running", "paused")
-
-
-def _validate(record: ContainerRecord) -> None:
-    if len(record.id) != 64 or not _HEX.match(record.id):
-        raise InvalidArgument(f"invalid container id {record.id!r}: want 64 hex digits")
-    if record.status not in STATUSES:
-        raise InvalidArgument(f"invalid container status {record.status!r}")
-
-
-def check_name(name: str) -> str:
-    """`name` without its leading '/', if docker would accept it."""
-    if not NAME_PATTERN.match(name):
-        raise InvalidArgument(
-            f"invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )
-    return name.lstrip("/")
-
-
-def _to_row(record: ContainerRecord) -> tuple[object, ...]:
-    return (
-        record.id,
-        record.name,
-        record.image_id,
-        record.image_name,
-        record.created,
-        record.runtime,
-        record.status,
-        int(record.pid),
-        int(record.exit_code),
-        int(bool(record.oom_killed)),
-        record.started_at,
-        record.finished_at,
-        int(record.restart_count),
-        json.dumps(dict(record.config), sort_keys=True),
-        record.bundle,
-        record.rootfs,
-        record.log_path,
-    )
-
-
-def _from_row(row: Sequence[Any]) -> ContainerRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    values["oom_killed"] = bool(values["oom_killed"])
-    values["config"] = json.loads(values["config"])
-    return ContainerRecord(**values)
-
-
-# --- random names --------------------------------------------------------------------------
-
-ADJECTIVES = (
-    "amber", "brave", "calm", "clever", "cosy", "crisp", "curious", "daring", "eager",
-    "earnest", "fancy", "fearless", "festive", "fond", "gallant", "gentle", "glad", "golden",
-    "happy", "hardy", "humble", "jolly", "keen", "kind", "lively", "loyal", "lucid", "merry",
-    "mellow", "modest", "nimble", "noble", "patient", "plucky", "polite", "proud", "quiet",
-    "quick", "rapid", "serene", "sharp", "shiny", "silent", "steady", "sunny", "swift",
-    "tender", "upbeat", "vivid", "witty", "zesty",
-)  # fmt: skip
-
-SURNAMES = (
-    "agnesi", "babbage", "bardeen", "bohr", "boole", "cannon", "carson", "curie", "darwin",
-    "dijkstra", "einstein", "euler", "faraday", "fermat", "fermi", "feynman", "franklin",
-    "galileo", "gauss", "goodall", "hamilton", "hawking", "hertz", "hodgkin", "hopper",
-    "hypatia", "johnson", "kepler", "knuth", "lamarr", "leakey", "lovelace", "maxwell",
-    "meitner", "mendel", "morse", "newton", "noether", "pascal", "pasteur", "planck",
-    "ritchie", "sagan", "shannon", "tesla", "thompson", "turing", "volta", "wilson", "wozniak",
-    "yalow",
-)  # fmt: skip
-
-
-def random_name(rng: random.Random | None = None) -> str:
-    """A docker-style name: adjective_surname."""
-    pick = rng or random.SystemRandom()
-    return f"{pick.choice(ADJECTIVES)}_{pick.choice(SURNAMES)}"
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -592,46 +425,3 @@ class ContainerStore:
         if found is None:
             raise NoSuchContainer(container_id)
         return found
-
-
-# --- filters -------------------------------------------------------------------------------
-
-
-def _match_id(record: ContainerRecord, value: str) -> bool:
-    return record.id.startswith(value)
-
-
-def _match_name(record: ContainerRecord, value: str) -> bool:
-    return value.removeprefix("/") in record.name
-
-
-def _match_status(record: ContainerRecord, value: str) -> bool:
-    return record.status == value
-
-
-def _match_exited(record: ContainerRecord, value: str) -> bool:
-    try:
-        code = int(value)
-    except ValueError:
-        raise InvalidArgument(f"invalid filter 'exited={value}'") from None
-    return record.status == "exited" and record.exit_code == code
-
-
-def _match_ancestor(record: ContainerRecord, value: str) -> bool:
-    image_hex = record.image_id.removeprefix("sha256:")
-    wanted = value.removeprefix("sha256:")
-    return value == record.image_name or (len(wanted) >= 4 and image_hex.startswith(wanted))
-
-
-def _match_label(record: ContainerRecord, value: str) -> bool:
-    labels = record.config.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        return False
-    key, eq, wanted = value.partition("=")
-    if key not in labels:
-        return False
-    return not eq or str(labels[key]) == wanted
-
-
-def _match_runtime(record: ContainerRecord, value: str) -> bool:
-    return record.runtime == value

@@ -1,0 +1,117 @@
+"""A container's cgroup figures read from cgroupfs, in the shape of runc's `events --stats`
+data, for runtimes without an `events` verb (see `cove.engine.oci_runtime`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from cove.engine.oci_runtime_traits import cgroup_mounts
+
+# --- cgroup figures for runtimes without `events` ------------------------------------------
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return 0
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def _read_keyed(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def cgroup_stats(
+    pid: int, mounts_file: str | os.PathLike[str] = "/proc/self/mounts"
+) -> dict[str, Any]:
+    """The cpu, memory and pids figures of `pid`'s cgroups, in the shape of runc's
+    `events --stats` data (a subset: cpu.usage, memory.usage/cache/raw, pids)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return {}
+    v1: dict[str, Path] = {}
+    v2: Path | None = None
+    mounts = cgroup_mounts(mounts_file)
+    for line in lines:
+        hierarchy, controllers, rel = line.split(":", 2)
+        rel = rel.lstrip("/")
+        if hierarchy == "0" and controllers == "":
+            for mnt, fstype, _ in mounts:
+                if fstype == "cgroup2":
+                    path = Path(mnt) / rel
+                    if (path / "cgroup.controllers").is_file() and (
+                        path / "cgroup.controllers"
+                    ).read_text().strip():
+                        v2 = path
+            continue
+        for ctrl in controllers.split(","):
+            for mnt, fstype, opts in mounts:
+                if fstype == "cgroup" and ctrl in opts.split(","):
+                    v1[ctrl] = Path(mnt) / rel
+    data: dict[str, Any] = {}
+    if v1:
+        if "cpuacct" in v1:
+            total = _read_int(v1["cpuacct"] / "cpuacct.usage") or 0
+            try:
+                percpu = [
+                    int(x) for x in (v1["cpuacct"] / "cpuacct.usage_percpu").read_text().split()
+                ]
+            except (OSError, ValueError):
+                percpu = []
+            data["cpu"] = {"usage": {"total": total, "percpu": percpu}}
+        if "memory" in v1:
+            mem = v1["memory"]
+            raw = _read_keyed(mem / "memory.stat")
+            data["memory"] = {
+                "cache": raw.get("total_cache", raw.get("cache", 0)),
+                "usage": {
+                    "usage": _read_int(mem / "memory.usage_in_bytes") or 0,
+                    "limit": _read_int(mem / "memory.limit_in_bytes") or 0,
+                    "max": _read_int(mem / "memory.max_usage_in_bytes") or 0,
+                    "failcnt": _read_int(mem / "memory.failcnt") or 0,
+                },
+                "raw": raw,
+            }
+        if "pids" in v1:
+            data["pids"] = {
+                "current": _read_int(v1["pids"] / "pids.current") or 0,
+                "limit": _read_int(v1["pids"] / "pids.max") or 0,
+            }
+    elif v2 is not None:
+        cpu = _read_keyed(v2 / "cpu.stat")
+        data["cpu"] = {"usage": {"total": cpu.get("usage_usec", 0) * 1000, "percpu": []}}
+        raw = _read_keyed(v2 / "memory.stat")
+        data["memory"] = {
+            "cache": raw.get("file", 0),
+            "usage": {
+                "usage": _read_int(v2 / "memory.current") or 0,
+                "limit": _read_int(v2 / "memory.max") or 0,
+                "max": _read_int(v2 / "memory.peak") or 0,
+                "failcnt": _read_keyed(v2 / "memory.events").get("max", 0),
+            },
+            "raw": raw,
+        }
+        data["pids"] = {
+            "current": _read_int(v2 / "pids.current") or 0,
+            "limit": _read_int(v2 / "pids.max") or 0,
+        }
+    return data
