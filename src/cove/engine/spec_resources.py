@@ -367,10 +367,13 @@ def rlimits(options: CreateOptions, host: HostInfo, warnings: list[str]) -> list
             why = (
                 "the engine lacks CAP_SYS_RESOURCE" if not host.can_raise_rlimits else "fs.nr_open"
             )
-            warnings.append(
-                f"ulimit {name}: {source} {_show(soft)}:{_show(hard)} lowered to "
-                f"{_show(new_soft)}:{_show(ceiling)}, the most this host allows ({why})"
-            )
+            # A default the user did not ask for is clamped silently (docker run users
+            # never see it); a limit they gave with --ulimit is clamped with a warning.
+            if explicit:
+                warnings.append(
+                    f"ulimit {name}: {source} {_show(soft)}:{_show(hard)} lowered to "
+                    f"{_show(new_soft)}:{_show(ceiling)}, the most this host allows ({why})"
+                )
             soft, hard = new_soft, ceiling
         out.append({"type": "RLIMIT_" + name.upper(), "hard": hard, "soft": soft})
     return out

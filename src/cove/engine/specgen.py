@@ -50,7 +50,6 @@ from cove.engine.spec_mounts import _volume_flag as _volume_flag
 from cove.engine.users import ExecUser, resolve_user
 from cove.errors import InvalidArgument
 from cove.image.image_config import ExecutionConfig, ImageConfig
-from cove.oci.default_spec import SPEC_VERSION
 from cove.runtime.capabilities import CAPABILITY_NAMES
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -96,6 +95,11 @@ class GeneratedSpec:
     init: bool = False
     user: ExecUser = field(default_factory=lambda: ExecUser(0, 0))
     volumes: list[str] = field(default_factory=list)
+
+
+# The version engine specs claim: every runtime of --runtime must accept it (crun 1.8
+# refuses versions it does not know, such as 1.2.0; all the fields used exist in 1.0.2).
+ENGINE_SPEC_VERSION = "1.0.2"
 
 
 def generate_spec(
@@ -202,7 +206,7 @@ def generate_spec(
     annotations = {**execution.labels, **options.labels}
     annotations[STOP_SIGNAL_ANNOTATION] = stop_signal
     spec = {
-        "ociVersion": SPEC_VERSION,
+        "ociVersion": ENGINE_SPEC_VERSION,
         "process": process,
         "root": {"path": rootfs, "readonly": options.read_only},
         "hostname": hostname,

@@ -494,7 +494,7 @@ def test_bad_security_opt(rootfs: Path) -> None:
 
 def test_label_and_apparmor_opts_are_ignored_with_a_warning(rootfs: Path) -> None:
     result = gen(rootfs, CreateOptions(security_opt=["label=disable", "apparmor=unconfined"]))
-    assert len(result.warnings) == 3  # those two and nofile
+    assert len(result.warnings) == 2  # those two (the default nofile is clamped silently)
 
 
 def test_systempaths_unconfined(rootfs: Path) -> None:
@@ -724,8 +724,16 @@ def test_rlimits_default_nofile_clamped(rootfs: Path) -> None:
     assert result.spec["process"]["rlimits"] == [
         {"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 20000}
     ]
+    assert result.warnings == []  # a default is clamped without a word
+
+
+def test_rlimits_explicit_ulimit_clamped_with_a_warning(rootfs: Path) -> None:
+    result = gen(rootfs, CreateOptions(ulimits=["nofile=100000"]))
+    assert {"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 20000} in result.spec["process"][
+        "rlimits"
+    ]
     assert len(result.warnings) == 1
-    assert "nofile" in result.warnings[0] and "CAP_SYS_RESOURCE" in result.warnings[0]
+    assert "--ulimit" in result.warnings[0] and "CAP_SYS_RESOURCE" in result.warnings[0]
 
 
 def test_rlimits_not_clamped_with_cap_sys_resource(rootfs: Path) -> None:
