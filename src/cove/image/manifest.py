@@ -188,8 +188,42 @@ def _str_map(node: Field, key: str) -> dict[str, str]:
 # --- manifests and indexes -----------------------------------------------------------------
 
 
+class _Document:
+    """What manifests and indexes share: the optional fields, the bytes a digest covers."""
+
+    media_type: str
+    annotations: dict[str, str]
+    subject: Descriptor | None
+    artifact_type: str
+    raw: bytes
+
+    def to_json(self) -> bytes:
+        raise NotImplementedError
+
+    def _serialise(self, out: dict[str, Any]) -> bytes:
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.subject is not None:
+            out["subject"] = self.subject.to_json()
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        return canonical_json(out)
+
+    def content(self) -> bytes:
+        """The bytes that the digest covers: `raw`, or canonical JSON when built in memory."""
+        return self.raw or self.to_json()
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.content())
+
+    def descriptor(self) -> Descriptor:
+        data = self.content()
+        return Descriptor(self.media_type, Digest.of(data), len(data))
+
+
 @dataclass
-class ImageManifest:
+class ImageManifest(_Document):
     """An OCI image manifest or a Docker schema2 manifest (see `media_type`)."""
 
     media_type: str
@@ -215,29 +249,11 @@ class ImageManifest:
             config=self.config.to_json(),
             layers=[layer.to_json() for layer in self.layers],
         )
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.subject is not None:
-            out["subject"] = self.subject.to_json()
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        return canonical_json(out)
-
-    def content(self) -> bytes:
-        """The bytes that the digest covers: `raw`, or canonical JSON when built in memory."""
-        return self.raw or self.to_json()
-
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.content())
-
-    def descriptor(self) -> Descriptor:
-        data = self.content()
-        return Descriptor(self.media_type, Digest.of(data), len(data))
+        return self._serialise(out)
 
 
 @dataclass
-class ImageIndex:
+class ImageIndex(_Document):
     """An OCI image index or a Docker manifest list (see `media_type`)."""
 
     media_type: str
@@ -260,24 +276,7 @@ class ImageIndex:
             mediaType=self.media_type,
             manifests=[m.to_json() for m in self.manifests],
         )
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.subject is not None:
-            out["subject"] = self.subject.to_json()
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        return canonical_json(out)
-
-    def content(self) -> bytes:
-        return self.raw or self.to_json()
-
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.content())
-
-    def descriptor(self) -> Descriptor:
-        data = self.content()
-        return Descriptor(self.media_type, Digest.of(data), len(data))
+        return self._serialise(out)
 
     def platforms(self) -> list[Platform]:
         return [m.platform for m in self.manifests if m.platform is not None]
