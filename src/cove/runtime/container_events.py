@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from cove.errors import InvalidState
+from cove.errors import CoveError, InvalidState
 from cove.oci.state import STOPPED
 from cove.runtime.cgroups import CgroupManager
 from cove.runtime.cgroups.layout import host_layout
@@ -32,7 +32,8 @@ def events(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[dict[str, Any]]:
     """Stats every `interval` seconds, and an "oom" event as soon as (within 0.2 s) the
-    kernel kills a process for memory; ends when the container stops."""
+    kernel kills a process for memory; ends when the container stops, after reporting an
+    OOM kill that stopped it."""
     record = store.load(container_id)
     cgroup = CgroupManager(record.cgroup_paths, record.cgroup_owned)
     layout = host_layout()
@@ -47,3 +48,8 @@ def events(
             yield {"type": "stats", "id": container_id, "data": cgroup.stats(layout)}
             next_stats = time.monotonic() + interval
         sleep(min(0.2, interval))
+    try:
+        if cgroup.oom_kills(layout) > kills:  # the kill that stopped the container
+            yield {"type": "oom", "id": container_id}
+    except CoveError:
+        pass  # its cgroup is already gone
