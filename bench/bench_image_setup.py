@@ -15,13 +15,12 @@ import random
 import shutil
 import sys
 import tarfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import BenchError, run_checked, summarize
+from benchlib import BenchError, run_checked, spawn_timed, summarize
 
 SCENARIOS = ("pull", "unpack", "import")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,17 +79,7 @@ class Spawner:
 
     def timed(self, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
         """Run ``argv`` (argv[0] absolute); return the elapsed ns, or raise BenchError."""
-        os.ftruncate(self._err, 0)
-        actions = [
-            (os.POSIX_SPAWN_DUP2, self._null, 0),
-            (os.POSIX_SPAWN_DUP2, self._null, 1),
-            (os.POSIX_SPAWN_DUP2, self._err, 2),
-        ]
-        start = time.perf_counter_ns()
-        pid = os.posix_spawn(argv[0], list(argv), env or self.env, file_actions=actions)
-        _, status = os.waitpid(pid, 0)
-        elapsed = time.perf_counter_ns() - start
-        code = os.waitstatus_to_exitcode(status)
+        elapsed, code = spawn_timed(argv, env or self.env, self._null, self._err)
         if code != 0:
             text = os.pread(self._err, 8192, 0).decode(errors="replace").strip()
             last = text.splitlines()[-1] if text else "(no stderr)"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import BenchError, first_line
+from benchlib import BenchError, first_line, spawn_timed
 
 RUNTIME_NAMES = ("cove", "runc", "crun")
 SCENARIOS = ("run", "lifecycle", "limits", "seccomp")
@@ -79,17 +79,7 @@ class Spawner:
 
     def timed(self, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, int]:
         """Run ``argv`` (argv[0] absolute); return (elapsed ns, exit code)."""
-        os.ftruncate(self._err, 0)
-        actions = [
-            (os.POSIX_SPAWN_DUP2, self._null, 0),
-            (os.POSIX_SPAWN_DUP2, self._null, 1),
-            (os.POSIX_SPAWN_DUP2, self._err, 2),
-        ]
-        start = time.perf_counter_ns()
-        pid = os.posix_spawn(argv[0], list(argv), env or self.env, file_actions=actions)
-        _, status = os.waitpid(pid, 0)
-        elapsed = time.perf_counter_ns() - start
-        return elapsed, os.waitstatus_to_exitcode(status)
+        return spawn_timed(argv, env or self.env, self._null, self._err)
 
     def last_stderr(self) -> str:
         text = os.pread(self._err, 4096, 0).decode(errors="replace").strip()

@@ -184,3 +184,20 @@ class Registry:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def spawn_timed(
+    argv: Sequence[str], env: dict[str, str], null_fd: int, err_fd: int
+) -> tuple[int, int]:
+    """Run ``argv`` (argv[0] absolute) with stdin/stdout on ``null_fd`` and stderr into
+    ``err_fd`` (emptied first); returns (elapsed ns from spawn to reap, exit code)."""
+    os.ftruncate(err_fd, 0)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, null_fd, 0),
+        (os.POSIX_SPAWN_DUP2, null_fd, 1),
+        (os.POSIX_SPAWN_DUP2, err_fd, 2),
+    ]
+    start = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], list(argv), env, file_actions=actions)
+    _, status = os.waitpid(pid, 0)
+    return time.perf_counter_ns() - start, os.waitstatus_to_exitcode(status)

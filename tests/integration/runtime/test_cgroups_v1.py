@@ -10,11 +10,9 @@ no container is started. Controllers this host does not mount
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +33,7 @@ from cove.oci.resources import (
 )
 from cove.runtime.cgroups.layout import host_layout
 from cove.runtime.cgroups.v1 import CONTROLLERS, devices, freezer, hugetlb, memory
+from tests.lib.cgroups import remove_cgroup_dir
 
 MiB = 1 << 20
 
@@ -46,20 +45,6 @@ def _mountpoint(controller: str) -> str | None:
         if hierarchy.version == 1 and controller in hierarchy.options:
             return hierarchy.mountpoint
     return None
-
-
-def _remove(path: str) -> None:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:  # a task that just died may still be leaving it
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 @pytest.fixture
@@ -83,7 +68,7 @@ def scratch() -> Iterator[Scratch]:
 
     yield make
     for path in reversed(made):
-        _remove(path)
+        remove_cgroup_dir(path)
 
 
 @pytest.fixture

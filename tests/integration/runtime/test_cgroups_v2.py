@@ -27,22 +27,9 @@ from cove.errors import CgroupError
 from cove.oci.resources import DeviceRule, LinuxResources
 from cove.runtime.cgroups.layout import host_layout
 from cove.runtime.cgroups.v2 import CONTROLLERS, devices, freezer
+from tests.lib.cgroups import remove_cgroup_dir
 
 pytestmark = pytest.mark.root
-
-
-def _remove(path: str) -> None:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:  # a task that just died may still be leaving it
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 @pytest.fixture
@@ -65,7 +52,7 @@ def scratch() -> Iterator[str]:
                 Path(unified.mountpoint, "cgroup.procs").write_text(pid)
             except OSError:
                 pass
-        _remove(path)
+        remove_cgroup_dir(path)
 
 
 @pytest.fixture
