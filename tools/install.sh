@@ -15,9 +15,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(python3 python3-venv busybox-static libseccomp2)
+packages=(python3 python3-venv busybox-static libseccomp2 gcc libc6-dev)
 if [ "$with_tests" = 1 ]; then
-  packages+=(runc crun gcc libc6-dev procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap)
+  packages+=(runc crun procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap)
 fi
 missing=()
 for pkg in "${packages[@]}"; do
@@ -55,6 +55,9 @@ LAUNCHER
   chmod 755 "$target.tmp"
   mv "$target.tmp" "$target"
 }
+# The per-container monitor and --init's init are small C programs (native/), built here.
+libexec=${COVE_LIBEXECDIR:-/usr/local/libexec/cove}
+"$repo/tools/build-native.sh" "$libexec"
 write_launcher cove-runtime cove.cli.runtime
 write_launcher cove cove.cli.engine
 echo "cove installed: $bindir/cove-runtime ($("$bindir/cove-runtime" --version | head -1))"

@@ -320,3 +320,11 @@ class ContainerBusy(CoveError):
         )
         self.container_id = container_id
         self.waited = waited
+
+
+class MonitorError(CoveError):
+    """The per-container monitor (cove-monitor) cannot be found, started or reached."""
+
+
+class ContainerLost(CoveError):
+    """A container's monitor died while the container ran: its exit status is unknown."""

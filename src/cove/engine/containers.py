@@ -1,27 +1,34 @@
-"""The container service: run a container from an image, list and remove containers.
+"""The container service: the one interface the CLI and the API server use for containers.
 
-This first version runs containers in the foreground only: the `cove` process itself is
-the subreaper that collects the exit status (the monitor that lets detached containers
-outlive the CLI comes next). Every step of `run` is undone if a later one fails: no half
-made record, no overlay mount, no runtime state is left.
+Each running container has a monitor (`cove.engine.monitor`); records are in SQLite
+(`cove.engine.state`); a multi-step change of one container holds its lock. Any command
+that reads a running record whose init has exited, or whose monitor died (kill -9), runs
+the clean-up first (`container_start.cleanup_container`): what a crash leaves is repaired
+by the next command that looks.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from collections.abc import Callable
-from dataclasses import asdict
+import builtins
+from collections.abc import Callable, Mapping, Sequence
 
-from cove.engine.create_options import CreateOptions
+from cove.engine.attach import EXIT, AttachClient
+from cove.engine.container_create import (
+    DEFAULT_STOP_TIMEOUT,
+    RunSettings,
+    create_container,
+)
+from cove.engine.container_start import (
+    cleanup_container,
+    needs_cleanup,
+    remove_files,
+    start_container,
+)
+from cove.engine.create_options import CreateOptions, parse_signal
+from cove.engine.monitor import attach_socket_path, wait_for_exit
 from cove.engine.oci_runtime import runtime_for
-from cove.engine.specgen import generate_spec
-from cove.engine.state import ContainerRecord, ContainerStore, new_id
-from cove.errors import CoveError, InvalidState
-from cove.image.layers import LayerStore
-from cove.image.snapshot import choose_snapshotter
-from cove.image.store import ImageStore
+from cove.engine.state import ContainerRecord, ContainerStore
+from cove.errors import InvalidState, MonitorError, NoSuchContainer, RuntimeFailed
 
 
 class ContainerService:
@@ -29,110 +36,313 @@ class ContainerService:
         self.root = root
         self.store = ContainerStore(root)
 
-    def run_foreground(
+    # -- reading ------------------------------------------------------------------------
+    def get(self, term: str) -> ContainerRecord:
+        """The container `term` names, brought up to date (see the module docstring)."""
+        record = self.store.get(term)
+        if needs_cleanup(self.store, record):
+            cleanup_container(self.store, self.root, record.id)
+            record = self.store.get(record.id)
+        return record
+
+    def list(
+        self, all_containers: bool = False, filters: Mapping[str, Sequence[str]] | None = None
+    ) -> list[ContainerRecord]:
+        stale = [r.id for r in self.store.list(all=False) if needs_cleanup(self.store, r)]
+        for container_id in stale:
+            cleanup_container(self.store, self.root, container_id)
+        return self.store.list(all=all_containers, filters=filters)
+
+    def inspect(self, term: str) -> dict[str, object]:
+        """`docker inspect` of a container: Docker's JSON shape."""
+        import json
+        from pathlib import Path
+
+        from cove.engine.container_inspect import inspect_container
+
+        record = self.get(term)
+        try:
+            spec = json.loads((Path(record.bundle) / "config.json").read_text())
+        except (OSError, ValueError):
+            spec = None
+        extra = dict(record.settings)
+        graph = _graph_data(self.root, record)
+        if graph:
+            extra["graph"] = graph
+        return inspect_container(record, spec=spec, log_path=record.log_path, extra=extra)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def create(
         self,
         image: str,
         options: CreateOptions,
+        settings: RunSettings,
         *,
         name: str = "",
-        remove: bool = False,
         runtime: str = "cove",
-        stdin: int | None = None,
         warn: Callable[[str], None] | None = None,
-    ) -> int:
-        """Create, start and wait for a container; returns its exit code (128+N when
-        killed by signal N)."""
-        from cove.engine.foreground import wait_foreground
+    ) -> ContainerRecord:
+        return create_container(
+            self.store, self.root, image, options, settings, name=name, runtime=runtime, warn=warn
+        )
 
-        container_id = new_id()
-        undo: list[Callable[[], None]] = []
+    def start(
+        self, term: str, *, attach: bool = False, warn: Callable[[str], None] | None = None
+    ) -> tuple[ContainerRecord, AttachClient | None]:
+        record = self.get(term)
+        with self.store.lock(record.id):
+            record = self.store.get(record.id)
+            if record.status in ("running", "paused"):
+                if attach:
+                    return record, self.attach(record.id)
+                return record, None
+            return start_container(self.store, self.root, record, attach=attach, warn=warn)
+
+    def run(
+        self,
+        image: str,
+        options: CreateOptions,
+        settings: RunSettings,
+        *,
+        name: str = "",
+        runtime: str = "cove",
+        attach: bool = True,
+        warn: Callable[[str], None] | None = None,
+        before_start: Callable[[ContainerRecord], None] | None = None,
+        console_size: tuple[int, int] | None = None,
+    ) -> tuple[ContainerRecord, AttachClient | None]:
+        """create + start; the caller pumps the attach client and then calls `finish`.
+        `before_start` sees the created container (`run --explain` prints its steps);
+        `console_size` is the caller's terminal (rows, columns) for `-t`."""
+        record = create_container(
+            self.store, self.root, image, options, settings, name=name, runtime=runtime,
+            warn=warn, keep_mounted=True, console_size=console_size,
+        )  # fmt: skip
         try:
-            with ImageStore(os.path.join(self.root, "images")) as images:
-                image_record = images.resolve(image)
-                config = images.config(image_record)
-                folders = LayerStore(os.path.join(self.root, "layers")).ensure(images, image_record)
-            self.store.add(ContainerRecord(
-                id=container_id, name=name, image_id=str(image_record.id), image_name=image,
-                runtime=runtime, config=_jsonable(asdict(options)),
-            ))  # fmt: skip
-            undo.append(lambda: self._forget(container_id))
-            snapshots = choose_snapshotter(self.root)
-            key = _snapshot_key(container_id)
-            snapshots.prepare(key, list(reversed(folders)))
-            undo.append(lambda: snapshots.remove(key))
-            rootfs = snapshots.mount(key)
-            generated = generate_spec(
-                config, options, rootfs, container_id=container_id, image_name=image
-            )
-            for warning in generated.warnings:
-                if warn is not None:
-                    warn(warning)
-            bundle = self.store.container_dir(container_id) / "bundle"
-            bundle.mkdir(parents=True, exist_ok=True)
-            (bundle / "config.json").write_text(json.dumps(generated.spec))
-            self.store.update_state(container_id, bundle=str(bundle), rootfs=rootfs)
-            engine_runtime = runtime_for(runtime, self.root)
-            # Init is re-parented to us when the runtime's create exits: we collect its status.
-            from cove.sys.constants import PR_SET_CHILD_SUBREAPER
-            from cove.sys.linux import LinuxSyscalls
-
-            LinuxSyscalls().prctl(PR_SET_CHILD_SUBREAPER, 1)
-            pid_file = bundle.parent / "init.pid"
-            engine_runtime.create(container_id, bundle, pid_file=pid_file, stdio=(stdin, 1, 2))
-            undo.append(lambda: engine_runtime.delete(container_id, force=True))
-            pid = int(pid_file.read_text())
-            from cove.engine.state_records import utc_now
-
-            self.store.update_state(container_id, status="running", pid=pid, started_at=utc_now())
-            engine_runtime.start(container_id)
-            exit_code = wait_foreground(pid)
-            self.store.update_state(
-                container_id, status="exited", pid=0, exit_code=exit_code, finished_at=utc_now()
-            )
-            engine_runtime.delete(container_id, force=True)
-            undo.pop()  # runtime state: gone
-            if remove:
-                for step in reversed(undo):
-                    step()
-            else:
-                snapshots.unmount(rootfs)  # the container's changes stay for `cove rm`/commit
-            return exit_code
+            if before_start is not None:
+                before_start(record)
+            with self.store.lock(record.id):
+                return start_container(self.store, self.root, record, attach=attach, warn=warn)
         except BaseException:
-            for step in reversed(undo):
-                try:
-                    step()
-                except CoveError:
-                    continue
+            try:
+                self.remove(record.id, force=True)
+            except NoSuchContainer:
+                pass  # --rm took it already
             raise
 
-    def list(self, all_containers: bool = False) -> list[ContainerRecord]:
-        return self.store.list(all=all_containers)
+    def finish(self, container_id: str) -> ContainerRecord | None:
+        """After the attached client saw the exit: record it (and apply --rm)."""
+        return cleanup_container(self.store, self.root, container_id)
 
-    def remove(self, term: str, force: bool = False) -> str:
-        record = self.store.get(term)
+    def attach(self, term: str) -> AttachClient:
+        record = self.get(term)
+        if record.status not in ("running", "paused"):
+            raise InvalidState(
+                f"You cannot attach to a stopped container, start it first ({record.short_id})"
+            )
+        return AttachClient(attach_socket_path(record.id))
+
+    def stop(self, term: str, timeout: int | None = None) -> ContainerRecord:
+        """Send the stop signal, wait `timeout` seconds (the container's --stop-timeout, else
+        10), then SIGKILL. Stopping a stopped container does nothing."""
+        record = self.get(term)
+        if record.status not in ("running", "paused"):
+            return record
+        settings = RunSettings.from_json(record.settings)
+        if timeout is None:
+            timeout = settings.stop_timeout
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        stop_signal = str(record.settings.get("stop_signal") or "SIGTERM")
+        self._terminate(record, stop_signal, timeout)
+        return self.store.get(record.id) if self.store.exists(record.id) else record
+
+    def _terminate(self, record: ContainerRecord, stop_signal: str, timeout: float) -> None:
+        """Signal, wait (then SIGKILL), and record the exit. The monitor is told that we
+        clean up (hand-off), which spares it starting a `cove container cleanup`."""
+        runtime = runtime_for(record.runtime, self.root)
+        client: AttachClient | None
+        try:
+            client = AttachClient(attach_socket_path(record.id))
+            client.handoff()
+        except (MonitorError, OSError):
+            client = None
+        try:
+            self._signal(runtime, record, stop_signal)
+            if not self._wait_exit(record, client, timeout):
+                self._signal(runtime, record, "SIGKILL", all_processes=True)
+                self._wait_exit(record, client, 30)
+        finally:
+            if client is not None:
+                client.close()
+        cleanup_container(self.store, self.root, record.id)
+
+    def _signal(
+        self, runtime: object, record: ContainerRecord, name: str, all_processes: bool = False
+    ) -> None:
+        from cove.engine.oci_runtime import OCIRuntime
+
+        assert isinstance(runtime, OCIRuntime)
+        try:
+            runtime.kill(record.id, name, all=all_processes)
+            if record.status == "paused":
+                runtime.resume(record.id)  # a frozen process cannot act on a signal
+        except RuntimeFailed:
+            pass  # already gone: the wait below sees it
+
+    def _wait_exit(
+        self, record: ContainerRecord, client: AttachClient | None, timeout: float
+    ) -> bool:
+        if client is None:
+            return wait_for_exit(record.monitor_pid, record.monitor_start, timeout)
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([client], [], [], left)
+            if not ready:
+                return False
+            frames = client.read_frames()
+            if frames is None:
+                return True
+            if any(kind == EXIT for kind, _ in frames):
+                return True
+
+    def kill(self, term: str, signal: str = "SIGKILL") -> ContainerRecord:
+        record = self.get(term)
+        if record.status not in ("running", "paused"):
+            raise InvalidState(
+                f"Cannot kill container: {term}: Container {record.id} is not running"
+            )
+        name = parse_signal(signal, "--signal")
+        runtime_for(record.runtime, self.root).kill(record.id, name)
+        return record
+
+    def restart(self, term: str, timeout: int | None = None) -> ContainerRecord:
+        record = self.stop(term, timeout)
+        started, _ = self.start(record.id)
+        with self.store.lock(started.id):
+            return self.store.update_state(started.id, restart_count=record.restart_count + 1)
+
+    def wait(self, term: str) -> int:
+        """Block until the container stops; its exit code."""
+        record = self.get(term)
+        while record.status in ("running", "paused"):
+            wait_for_exit(record.monitor_pid, record.monitor_start, None)
+            cleanup_container(self.store, self.root, record.id)
+            try:
+                record = self.store.get(record.id)
+            except NoSuchContainer:
+                return record.exit_code  # removed (--rm) as it exited
+            if record.status in ("running", "paused") and record.monitor_pid == 0:
+                break
+        return record.exit_code
+
+    def pause(self, term: str) -> ContainerRecord:
+        record = self.get(term)
         with self.store.lock(record.id):
+            record = self.store.get(record.id)
+            if record.status != "running":
+                raise InvalidState(f"Container {record.id} is not running")
+            runtime_for(record.runtime, self.root).pause(record.id)
+            return self.store.update_state(record.id, status="paused")
+
+    def unpause(self, term: str) -> ContainerRecord:
+        record = self.get(term)
+        with self.store.lock(record.id):
+            record = self.store.get(record.id)
+            if record.status != "paused":
+                raise InvalidState(f"Container {record.id} is not paused")
+            runtime_for(record.runtime, self.root).resume(record.id)
+            return self.store.update_state(record.id, status="running")
+
+    def rename(self, term: str, new_name: str) -> ContainerRecord:
+        record = self.get(term)
+        with self.store.lock(record.id):
+            return self.store.rename(record.id, new_name)
+
+    def update(
+        self, term: str, resources: Mapping[str, object], changes: Mapping[str, object]
+    ) -> ContainerRecord:
+        """Apply `resources` (an OCI linux.resources object) to a running container and store
+        `changes` (CreateOptions fields) so that the next start uses them too."""
+        import json
+        from pathlib import Path
+
+        record = self.get(term)
+        with self.store.lock(record.id):
+            record = self.store.get(record.id)
             if record.status in ("running", "paused"):
-                if not force:
-                    raise InvalidState(
-                        f"cannot remove container {record.short_id}: it is {record.status}"
-                        " (stop it first or use --force)"
-                    )
-                runtime_for(record.runtime, self.root).delete(record.id, force=True)
-            choose_snapshotter(self.root).remove(_snapshot_key(record.id))
-            self._forget(record.id)
+                runtime_for(record.runtime, self.root).update(record.id, resources)
+            config = dict(record.config)
+            config.update(changes)
+            spec_path = Path(record.bundle) / "config.json"
+            spec = json.loads(spec_path.read_text())
+            merged = dict(spec.get("linux", {}).get("resources") or {})
+            for key, value in resources.items():
+                if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+            spec.setdefault("linux", {})["resources"] = merged
+            tmp = spec_path.with_name("config.json.tmp")
+            tmp.write_text(json.dumps(spec))
+            tmp.replace(spec_path)
+            return self.store.update_state(record.id, config=config)
+
+    # -- removal ------------------------------------------------------------------------
+    def remove(self, term: str, force: bool = False) -> str:
+        record = self.get(term)
+        if record.status in ("running", "paused"):
+            if not force:
+                raise InvalidState(
+                    f"cannot remove container {record.short_id}: it is {record.status}"
+                    " (stop it first or use --force)"
+                )
+            self._terminate(record, "SIGKILL", 30)
+        with self.store.lock(record.id):
+            if not self.store.exists(record.id):
+                return record.id  # --rm removed it as it stopped
+            current = self.store.get(record.id)
+            if current.status in ("running", "paused"):
+                raise InvalidState(f"cannot remove container {record.short_id}: it restarted")
+            remove_files(self.store, self.root, record.id)
         return record.id
 
-    def _forget(self, container_id: str) -> None:
-        directory = self.store.container_dir(container_id)
-        self.store.remove(container_id)
-        shutil.rmtree(directory, ignore_errors=True)
+    def prune(self) -> builtins.list[str]:
+        removed: builtins.list[str] = []
+        for record in self.list(all_containers=True):
+            if record.status in ("exited", "created", "dead"):
+                try:
+                    removed.append(self.remove(record.id))
+                except (InvalidState, NoSuchContainer):
+                    continue
+        return removed
+
+    def cleanup(self, container_id: str) -> None:
+        """The monitor's exit command."""
+        try:
+            record = self.store.get(container_id)
+        except NoSuchContainer:
+            return
+        cleanup_container(self.store, self.root, record.id)
 
 
-def _snapshot_key(container_id: str) -> str:
-    return "ctr-" + container_id[:32]
+def _graph_data(root: str, record: ContainerRecord) -> dict[str, str]:
+    from cove.engine.container_create import snapshot_key
+    from cove.errors import CoveError as _Error
+    from cove.image.snapshot import OverlaySnapshotter, choose_snapshotter
 
-
-def _jsonable(value: object) -> dict[str, object]:
-    text = json.dumps(value, default=str)
-    loaded: dict[str, object] = json.loads(text)
-    return loaded
+    snapshots = choose_snapshotter(root)
+    if not isinstance(snapshots, OverlaySnapshotter):
+        return {}
+    try:
+        mount = snapshots.describe(snapshot_key(record.id))
+    except (_Error, OSError):
+        return {}
+    return {"MergedDir": record.rootfs, "UpperDir": mount.upperdir, "WorkDir": mount.workdir,
+            "LowerDir": ":".join(mount.lowerdirs)}  # fmt: skip

@@ -170,6 +170,13 @@ class ImageService:
                     f"image {record.short_id} is mounted at {mounted[0]}: "
                     f"run 'cove image unmount {term}' first"
                 )
+            if not (by_name and len(record.names) > 1):
+                users = self.containers_using(str(record.id))
+                if users:
+                    raise InvalidArgument(
+                        f"conflict: unable to delete {record.short_id}: image is being used by "
+                        f"container {users[0][:12]} (remove the container first)"
+                    )
             if by_name and len(record.names) > 1:
                 untagged = store.untag(term)
                 return Removed((_familiar_of(term),), ()) if untagged else Removed((), ())
@@ -187,6 +194,15 @@ class ImageService:
                     *(str(d) for d in removal.deleted if d != removal.image.id),
                 ),
             )
+
+    def containers_using(self, image_id: str) -> list[str]:
+        """Ids of the containers (any status) made from the image: it must stay."""
+        if not os.path.exists(os.path.join(self.root, "containers.db")):
+            return []
+        from cove.engine.state import ContainerStore
+
+        with ContainerStore(self.root) as containers:
+            return [r.id for r in containers.list(all=True) if r.image_id == image_id]
 
     def history(self, term: str) -> list[dict[str, Any]]:
         """As `docker image history`: newest first; the layers' sizes as stored."""
@@ -209,12 +225,14 @@ class ImageService:
 
     def prune(self, all_unused: bool = False) -> tuple[list[Removed], int]:
         """Remove dangling images (no name), or with all_unused every image (no container
-        uses images yet); returns what went and the bytes reclaimed."""
+        no container uses); returns what went and the bytes reclaimed."""
         removed = []
         reclaimed = 0
         with self._store() as store:
             for record in store.images():
                 if record.names and not all_unused:
+                    continue
+                if self.containers_using(str(record.id)):
                     continue
                 before = sum(store.blob_size(d) for d in store.blobs())
                 removal = store.remove(record)

@@ -115,3 +115,21 @@ def cgroup_stats(
             "limit": _read_int(v2 / "pids.max") or 0,
         }
     return data
+
+
+def oom_kill_count(
+    cgroups_path: str, mounts_file: str | os.PathLike[str] = "/proc/self/mounts"
+) -> int:
+    """How many processes the kernel's OOM killer took in the cgroup `cgroups_path` (as in
+    a spec's linux.cgroupsPath): the memory controller's oom_kill counter, v1 or v2."""
+    rel = cgroups_path.strip("/")
+    mounts = cgroup_mounts(mounts_file)
+    for mnt, fstype, opts in mounts:
+        if fstype == "cgroup" and "memory" in opts.split(","):
+            return _read_keyed(Path(mnt) / rel / "memory.oom_control").get("oom_kill", 0)
+    for mnt, fstype, _ in mounts:
+        if fstype == "cgroup2":
+            events = _read_keyed(Path(mnt) / rel / "memory.events")
+            if events:
+                return events.get("oom_kill", 0)
+    return 0

@@ -54,6 +54,12 @@ def runtime_for(
     prefix: tuple[str, ...] = ()
     if traits.refuses_hybrid_cgroups and is_cgroup_hybrid():
         prefix = hybrid_workaround_prefix()
+    if runtime_name == DEFAULT_RUNTIME:
+        from cove.engine.oci_runtime_library import LibraryRuntime
+
+        return LibraryRuntime(
+            runtime_name, binary, prefix, engine_root=engine_root, traits=traits, timeout=timeout
+        )
     return SubprocessRuntime(
         runtime_name, binary, prefix, engine_root=engine_root, traits=traits, timeout=timeout
     )

@@ -44,6 +44,7 @@ from cove.engine.state_names import random_name as random_name
 from cove.engine.state_records import _COLUMNS as _COLUMNS
 from cove.engine.state_records import _HEX as _HEX
 from cove.engine.state_records import _SCHEMA as _SCHEMA
+from cove.engine.state_records import ADDED_IN_SCHEMA_2
 from cove.engine.state_records import MUTABLE_FIELDS as MUTABLE_FIELDS
 from cove.engine.state_records import STATUSES as STATUSES
 from cove.engine.state_records import ContainerRecord as ContainerRecord
@@ -68,7 +69,7 @@ from cove.errors import (
     NoSuchContainer,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 DB_NAME = "containers.db"
 DEFAULT_DB_TIMEOUT = 30.0
 
@@ -118,7 +119,9 @@ class ContainerStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
-            conn.execute("PRAGMA synchronous = FULL")
+            # WAL with synchronous NORMAL: a commit survives a crash (kill -9) of any process;
+            # only a power loss may undo the last commits. FULL would fsync every commit.
+            conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
@@ -126,6 +129,13 @@ class ContainerStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
             )
             (schema,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if schema == "1":  # schema 2 added the monitor's columns: add them in place
+                have = {row[1] for row in conn.execute("PRAGMA table_info(containers)")}
+                for column, definition in ADDED_IN_SCHEMA_2:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE containers ADD COLUMN {column} {definition}")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+                schema = SCHEMA_VERSION
             conn.execute("COMMIT")
         except sqlite3.Error as err:
             conn.close()
@@ -366,7 +376,7 @@ class ContainerStore:
             return self._require(container_id)
         values: list[object] = []
         for key, value in fields.items():
-            if key == "config":
+            if key in ("config", "settings"):
                 values.append(json.dumps(dict(value), sort_keys=True))
             elif key == "oom_killed":
                 values.append(int(bool(value)))

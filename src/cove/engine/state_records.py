@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS containers (
     config TEXT NOT NULL,
     bundle TEXT NOT NULL,
     rootfs TEXT NOT NULL,
-    log_path TEXT NOT NULL
+    log_path TEXT NOT NULL,
+    monitor_pid INTEGER NOT NULL DEFAULT 0,
+    monitor_start INTEGER NOT NULL DEFAULT 0,
+    settings TEXT NOT NULL DEFAULT '{}'
 );
 """
 
@@ -65,6 +68,15 @@ _COLUMNS = (
     "bundle",
     "rootfs",
     "log_path",
+    "monitor_pid",
+    "monitor_start",
+    "settings",
+)
+# Columns added by schema 2 (the monitor), with their definitions for ALTER TABLE.
+ADDED_IN_SCHEMA_2 = (
+    ("monitor_pid", "INTEGER NOT NULL DEFAULT 0"),
+    ("monitor_start", "INTEGER NOT NULL DEFAULT 0"),
+    ("settings", "TEXT NOT NULL DEFAULT '{}'"),
 )
 # What update_state() may change; id, name (rename), image and created never change.
 MUTABLE_FIELDS = frozenset(
@@ -81,6 +93,9 @@ MUTABLE_FIELDS = frozenset(
         "rootfs",
         "log_path",
         "runtime",
+        "monitor_pid",
+        "monitor_start",
+        "settings",
     }
 )
 
@@ -122,6 +137,13 @@ class ContainerRecord:
     bundle: str = ""
     rootfs: str = ""
     log_path: str = ""
+    # The monitor supervising the running container: its pid and start time (clock ticks
+    # since boot, /proc/PID/stat field 22) so that a recycled pid is never mistaken for it.
+    monitor_pid: int = 0
+    monitor_start: int = 0
+    # Engine settings that are not part of the OCI spec (auto-remove, log options, stop
+    # timeout, tty/stdin...): see cove.engine.container_settings.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -159,6 +181,9 @@ def _to_row(record: ContainerRecord) -> tuple[object, ...]:
         record.bundle,
         record.rootfs,
         record.log_path,
+        int(record.monitor_pid),
+        int(record.monitor_start),
+        json.dumps(dict(record.settings), sort_keys=True),
     )
 
 
@@ -166,6 +191,7 @@ def _from_row(row: Sequence[Any]) -> ContainerRecord:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["oom_killed"] = bool(values["oom_killed"])
     values["config"] = json.loads(values["config"])
+    values["settings"] = json.loads(values["settings"])
     return ContainerRecord(**values)
 
 

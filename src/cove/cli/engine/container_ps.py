@@ -1,4 +1,4 @@
-"""cove ps [-a] [-q] [--no-trunc]"""
+"""cove ps [-a] [-q] [-n N] [-l] [--filter KEY=VALUE]... [--format T] [--no-trunc]"""
 
 from __future__ import annotations
 
@@ -6,32 +6,63 @@ import argparse
 import sys
 
 from cove.cli.engine import Context
-from cove.cli.engine.formatting import human_since, print_table
-from cove.engine.containers import ContainerService
+from cove.cli.engine.formatting import human_since, print_table, render
+from cove.errors import InvalidArgument
+
+FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label", "runtime", "before",
+               "since")  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="stopped containers too")
     parser.add_argument("-q", "--quiet", action="store_true", help="only the ids")
     parser.add_argument("--no-trunc", action="store_true", help="do not shorten")
+    parser.add_argument("-f", "--filter", action="append", default=[], help="KEY=VALUE")
+    parser.add_argument("--format", default="", help="table, json or a {{.Field}} template")
+    parser.add_argument("-n", "--last", type=int, default=-1, help="the last N created")
+    parser.add_argument("-l", "--latest", action="store_true", help="the last created")
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise InvalidArgument(f"invalid filter '{item}' (keys: {', '.join(FILTER_KEYS)})")
+        filters.setdefault(key, []).append(value)
+    return filters
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    records = ContainerService(context.root).list(args.all)
-    ids = [r.id if args.no_trunc else r.id[:12] for r in records]
+    from cove.engine.container_inspect import status_text
+    from cove.engine.containers import ContainerService
+
+    show_all = args.all or args.last >= 0 or args.latest
+    records = ContainerService(context.root).list(show_all, parse_filters(args.filter))
+    if args.latest:
+        records = records[:1]
+    elif args.last >= 0:
+        records = records[: args.last]
     if args.quiet:
-        sys.stdout.write("".join(f"{i}\n" for i in ids))
+        sys.stdout.write("".join(f"{r.id if args.no_trunc else r.id[:12]}\n" for r in records))
         return 0
     rows = []
-    for container_id, record in zip(ids, records, strict=True):
-        command = " ".join(record.config.get("cmd") or [])
+    for record in records:
+        command = " ".join(record.config.get("cmd") or record.config.get("entrypoint") or [])
         if not args.no_trunc and len(command) > 20:
             command = command[:19] + "…"
-        if record.status == "exited":
-            status = f"Exited ({record.exit_code}) {human_since(record.finished_at)}"
-        else:
-            status = record.status.capitalize()
-        rows.append([container_id, record.image_name, f'"{command}"',
-                     human_since(record.created), status, "", record.name])  # fmt: skip
-    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+        rows.append({
+            "ID": record.id if args.no_trunc else record.id[:12], "Image": record.image_name,
+            "Command": f'"{command}"', "CreatedAt": record.created,
+            "RunningFor": human_since(record.created), "Status": status_text(record),
+            "State": record.status, "Ports": "", "Names": record.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in (record.config.get("labels") or {}).items()),
+        })  # fmt: skip
+    if args.format and args.format != "table":
+        for row in rows:
+            sys.stdout.write(render(args.format, dict(row)) + "\n")
+        return 0
+    header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    print_table(header, [[str(row[k]) for k in keys] for row in rows])
     return 0

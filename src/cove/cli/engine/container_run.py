@@ -1,13 +1,14 @@
-"""cove run [OPTIONS] IMAGE [COMMAND [ARG...]]  (foreground for now: no -d yet)"""
+"""cove run [OPTIONS] IMAGE [COMMAND [ARG...]]"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from cove.cli.engine import Context
-from cove.engine.containers import ContainerService
-from cove.engine.create_options import CreateOptions
+from cove.cli.engine.create_flags import add_create_arguments, options_from
+from cove.engine.state import ContainerRecord
 from cove.errors import CoveError
 
 # docker's exit codes for `run`: 125 the engine failed, 126 the command cannot be invoked,
@@ -16,58 +17,97 @@ ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", metavar="IMAGE")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
-    parser.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    parser.add_argument("--name", default="", help="the container's name")
-    parser.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    parser.add_argument("-e", "--env", action="append", default=[], help="set NAME=value")
-    parser.add_argument("-w", "--workdir", default="", help="working directory inside")
-    parser.add_argument("-u", "--user", default="", help="user[:group] or uid[:gid]")
-    parser.add_argument("--entrypoint", default=None, help="override the image's entrypoint")
-    parser.add_argument("--hostname", default="", help="the container's hostname")
-    parser.add_argument("--read-only", action="store_true", help="a read-only root filesystem")
-    parser.add_argument("--network", default="none", help="none or host (bridges come later)")
-    parser.add_argument("-m", "--memory", default=None, help="memory limit (100m, 1g)")
-    parser.add_argument("--cpus", default=None, help="number of CPUs (0.5)")
-    parser.add_argument("--pids-limit", type=int, default=None, help="process limit")
-    parser.add_argument("--cap-add", action="append", default=[], help="add a capability")
-    parser.add_argument("--cap-drop", action="append", default=[], help="drop a capability")
-    parser.add_argument("--privileged", action="store_true", help="every capability and device")
-    parser.add_argument("--security-opt", action="append", default=[],
-                        help="seccomp=FILE|unconfined, no-new-privileges")  # fmt: skip
-    parser.add_argument("-v", "--volume", action="append", default=[], help="SRC:DST[:ro]")
-    parser.add_argument("--tmpfs", action="append", default=[], help="/path[:options]")
-    parser.add_argument("--runtime", default="cove", help="cove, runc, crun, or a path")
+    add_create_arguments(parser)
+    parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    parser.add_argument("--explain", action="store_true",
+                        help="print each isolation step, then run the container")  # fmt: skip
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     sys.stderr.write(f"WARNING: {message}\n")
 
 
+def exit_code_for(exc: CoveError) -> int:
+    message = str(exc).lower()  # crun writes "No such file or directory"
+    if "executable file not found" in message or "no such file or directory" in message:
+        return NOT_FOUND
+    if "permission denied" in message:
+        return CANNOT_INVOKE
+    return ENGINE_FAILED
+
+
+def terminal_size() -> tuple[int, int] | None:
+    """(rows, columns) of the terminal on stdin or stdout; None without one."""
+    import os
+
+    for fd in (0, 1):
+        try:
+            size = os.get_terminal_size(fd)
+        except OSError:
+            continue
+        if size.lines and size.columns:
+            return size.lines, size.columns
+    return None
+
+
+def forward_signals(pid: int) -> Callable[[], None]:
+    """docker run's --sig-proxy: Ctrl-C and friends go to the container, not to cove.
+    Returns what puts the previous handlers back."""
+    import os
+    import signal
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                 signal.SIGUSR2)  # fmt: skip
+    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
 def run(args: argparse.Namespace, context: Context) -> int:
-    options = CreateOptions(
-        cmd=list(args.command) or None,
-        entrypoint=None if args.entrypoint is None else ([args.entrypoint] if args.entrypoint
-                                                          else []),
-        env=list(args.env), workdir=args.workdir, user=args.user, hostname=args.hostname,
-        read_only=args.read_only, tmpfs=list(args.tmpfs), volumes=list(args.volume),
-        memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit,
-        cap_add=list(args.cap_add), cap_drop=list(args.cap_drop), privileged=args.privileged,
-        security_opt=list(args.security_opt), interactive=args.interactive,
-        network=args.network,
-    )  # fmt: skip
+    from cove.engine.containers import ContainerService
+
     try:
-        return ContainerService(context.root).run_foreground(
-            args.image, options, name=args.name, remove=args.rm, runtime=args.runtime,
-            stdin=0 if args.interactive else None,
-            warn=_warn,
+        options, settings = options_from(args)
+        service = ContainerService(context.root)
+        before_start = None
+        if args.explain:
+            from cove.cli.engine.explain_print import print_explanation
+
+            def before_start(created: ContainerRecord) -> None:
+                print_explanation(context.root, created)
+
+        record, client = service.run(
+            args.image, options, settings, name=args.name, runtime=args.runtime,
+            attach=not args.detach, warn=warn, before_start=before_start,
+            console_size=terminal_size() if args.tty else None,
         )  # fmt: skip
     except CoveError as exc:
-        message = str(exc)
-        sys.stderr.write(f"cove: {message}\n")
-        if "executable file not found" in message or "no such file or directory" in message:
-            return NOT_FOUND
-        if "permission denied" in message.lower():
-            return CANNOT_INVOKE
+        sys.stderr.write(f"cove: {exc}\n")
+        return exit_code_for(exc)
+    if client is None:
+        sys.stdout.write(record.id + "\n")
+        return 0
+    from cove.engine.attach import pump
+
+    restore = None if args.tty else forward_signals(record.pid)
+    try:
+        code = pump(client, stdin=0 if args.interactive else None, tty=args.tty)
+    finally:
+        client.close()
+        if restore is not None:
+            restore()
+    service.finish(record.id)
+    if code is None:
+        sys.stderr.write("cove: lost the connection to the container's monitor\n")
         return ENGINE_FAILED
+    return code

@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import datetime
 
-_FIELD = re.compile(r"\{\{\s*(json\s+)?\.(\w*)\s*\}\}")
+_FIELD = re.compile(r"\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}")
 
 
 def human_size(size: float) -> str:
@@ -61,14 +61,21 @@ def _duration(seconds: float) -> str:
 
 
 def render(template: str, fields: dict[str, object]) -> str:
-    """Go-template-like: {{.Field}}, {{json .Field}}, {{json .}}, and \\t \\n escapes."""
+    """Go-template-like: {{.Field}}, {{.Field.Sub}}, {{json .Field}}, {{json .}}, and \\t
+    \\n escapes."""
     if template == "json":
         return json.dumps(fields)
 
     def field(match: re.Match[str]) -> str:
         as_json, name = match.group(1), match.group(2)
-        value: object = fields if not name else fields.get(name, "")
-        return json.dumps(value) if as_json else str(value)
+        value: object = fields
+        for part in name.split(".") if name else []:
+            value = value.get(part, "") if isinstance(value, dict) else ""
+        if as_json:
+            return json.dumps(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"  # Go prints booleans in lower case
+        return "<no value>" if value is None else str(value)
 
     return _FIELD.sub(field, template.replace("\\t", "\t").replace("\\n", "\n"))
 

@@ -1,0 +1,111 @@
+"""The flags `cove run` and `cove create` share (docker's names), and their translation to
+`CreateOptions` + `RunSettings`. Values are checked by the engine (specgen), so the CLI
+and the API give the same one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+
+from cove.engine.container_create import RunSettings
+from cove.engine.create_options import CreateOptions
+from cove.errors import InvalidArgument
+
+
+def add_create_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("image", metavar="IMAGE")
+    add("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    add("--name", default="", help="the container's name")
+    add("--rm", action="store_true", help="remove the container when it exits")
+    add("-i", "--interactive", action="store_true", help="keep stdin open")
+    add("-t", "--tty", action="store_true", help="give the container a terminal")
+    add("-e", "--env", action="append", default=[], help="set NAME=value")
+    add("--env-file", action="append", default=[], help="read NAME=value lines from a file")
+    add("-w", "--workdir", default="", help="working directory inside")
+    add("-u", "--user", default="", help="user[:group] or uid[:gid]")
+    add("--entrypoint", default=None, help="override the image's entrypoint")
+    add("--hostname", default="", help="the container's hostname")
+    add("-l", "--label", action="append", default=[], help="KEY=VALUE metadata")
+    add("--read-only", action="store_true", help="a read-only root filesystem")
+    add("--network", "--net", default="none", help="none or host (bridges come later)")
+    add("-v", "--volume", action="append", default=[], help="SRC:DST[:ro]")
+    add("--mount", action="append", default=[], help="type=bind|tmpfs,source=,target=,...")
+    add("--tmpfs", action="append", default=[], help="/path[:options]")
+    add("-m", "--memory", default=None, help="memory limit (100m, 1g)")
+    add("--memory-swap", default=None, help="memory + swap limit (-1: unlimited)")
+    add("--memory-reservation", default=None, help="memory soft limit")
+    add("--oom-kill-disable", action="store_true", help="do not OOM-kill the container")
+    add("--cpus", default=None, help="number of CPUs (0.5)")
+    add("-c", "--cpu-shares", type=int, default=None, help="relative CPU weight")
+    add("--cpu-quota", type=int, default=None, help="CFS quota (microseconds per period)")
+    add("--cpu-period", type=int, default=None, help="CFS period (microseconds)")
+    add("--cpuset-cpus", default="", help="CPUs allowed (0-3, 0,1)")
+    add("--cpuset-mems", default="", help="memory nodes allowed")
+    add("--pids-limit", type=int, default=None, help="process limit (-1: unlimited)")
+    add("--blkio-weight", type=int, default=None, help="block IO weight (10-1000)")
+    for flag in ("read-bps", "write-bps", "read-iops", "write-iops"):
+        add(f"--device-{flag}", action="append", default=[], help=f"DEVICE:RATE ({flag})")
+    add("--device", action="append", default=[], help="/dev/x[:/dev/y][:rwm]")
+    add("--cap-add", action="append", default=[], help="add a capability")
+    add("--cap-drop", action="append", default=[], help="drop a capability")
+    add("--privileged", action="store_true", help="every capability and device")
+    add("--security-opt", action="append", default=[],
+        help="seccomp=FILE|unconfined, no-new-privileges")  # fmt: skip
+    add("--ulimit", action="append", default=[], help="NAME=SOFT[:HARD]")
+    add("--sysctl", action="append", default=[], help="NAME=VALUE")
+    add("--shm-size", default=None, help="size of /dev/shm (64m)")
+    add("--stop-signal", default="", help="signal that stops the container")
+    add("--stop-timeout", type=int, default=None, help="seconds before SIGKILL on stop")
+    add("--init", action="store_true", help="run a minimal init as PID 1")
+    add("--log-driver", default="json-file", help="json-file (the only one)")
+    add("--log-opt", action="append", default=[], help="max-size=SIZE, max-file=N")
+    add("--runtime", default="cove", help="cove, runc, crun, or a path")
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"invalid value '{item}' for flag {flag}: want KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
+    if args.log_driver != "json-file":
+        raise InvalidArgument(
+            f"invalid value '{args.log_driver}' for flag --log-driver: only json-file is supported"
+        )
+    labels = {}
+    for item in args.label:
+        key, _, value = item.partition("=")
+        labels[key] = value
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
+    options = CreateOptions(
+        cmd=list(args.command) or None, entrypoint=entrypoint,
+        env=list(args.env), env_file=list(args.env_file), workdir=args.workdir,
+        user=args.user, hostname=args.hostname, labels=labels, read_only=args.read_only,
+        tmpfs=list(args.tmpfs), volumes=list(args.volume), mounts=list(args.mount),
+        memory=args.memory, memory_swap=args.memory_swap,
+        memory_reservation=args.memory_reservation, oom_kill_disable=args.oom_kill_disable,
+        cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_quota=args.cpu_quota,
+        cpu_period=args.cpu_period, cpuset_cpus=args.cpuset_cpus,
+        cpuset_mems=args.cpuset_mems, pids_limit=args.pids_limit,
+        blkio_weight=args.blkio_weight, device_read_bps=list(args.device_read_bps),
+        device_write_bps=list(args.device_write_bps),
+        device_read_iops=list(args.device_read_iops),
+        device_write_iops=list(args.device_write_iops), devices=list(args.device),
+        cap_add=list(args.cap_add), cap_drop=list(args.cap_drop), privileged=args.privileged,
+        security_opt=list(args.security_opt), ulimits=list(args.ulimit),
+        sysctls=_pairs(args.sysctl, "--sysctl"), shm_size=args.shm_size,
+        stop_signal=args.stop_signal, init=args.init, tty=args.tty,
+        interactive=args.interactive, network=args.network,
+    )  # fmt: skip
+    settings = RunSettings(
+        auto_remove=args.rm, tty=args.tty, stdin=args.interactive,
+        log_opts=_pairs(args.log_opt, "--log-opt"), stop_timeout=args.stop_timeout,
+    )  # fmt: skip
+    return options, settings

@@ -1,0 +1,55 @@
+"""cove inspect [--type container|image] [-f FORMAT] NAME...: containers first, then images,
+as docker's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cove.cli.engine import REQUEST_FAILED, Context
+from cove.cli.engine.formatting import render
+from cove.errors import CoveError, NoSuchContainer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME")
+    parser.add_argument("-f", "--format", default="", help="a {{.Field.Sub}} template")
+    parser.add_argument("--type", default="", choices=["", "container", "image"],
+                        help="what NAME is")  # fmt: skip
+
+
+def inspect_one(context: Context, name: str, kind: str) -> dict[str, object]:
+    from cove.engine.containers import ContainerService
+
+    if kind in ("", "container"):
+        try:
+            return ContainerService(context.root).inspect(name)
+        except NoSuchContainer:
+            if kind == "container":
+                raise
+    from cove.engine.images import ImageService
+
+    try:
+        return ImageService(context.root).inspect(name)
+    except CoveError:
+        if kind == "image":
+            raise
+        raise CoveError(f"No such object: {name}") from None
+
+
+def run(args: argparse.Namespace, context: Context, kind: str = "") -> int:
+    documents = []
+    status = 0
+    for name in args.names:
+        try:
+            documents.append(inspect_one(context, name, kind or args.type))
+        except CoveError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            status = REQUEST_FAILED
+    if args.format:
+        for document in documents:
+            sys.stdout.write(render(args.format, document) + "\n")
+    else:
+        sys.stdout.write(json.dumps(documents, indent=4) + "\n")
+    return status

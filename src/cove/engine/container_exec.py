@@ -1,0 +1,79 @@
+"""`exec`: run another process in a running container, from the container's own process
+settings (env, user, capabilities, rlimits, no_new_privs) with docker's overrides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cove.engine.oci_runtime import runtime_for
+from cove.engine.state import ContainerRecord
+from cove.errors import InvalidArgument, InvalidState
+
+ATTACHED_TIMEOUT = 10.0 * 365 * 24 * 3600  # an attached exec runs as long as it likes
+
+
+@dataclass
+class ExecOptions:
+    command: list[str]
+    detach: bool = False
+    interactive: bool = False
+    tty: bool = False
+    env: list[str] = field(default_factory=list)
+    workdir: str = ""
+    user: str = ""
+    privileged: bool = False
+    console_size: tuple[int, int] | None = None  # rows, columns of the caller's terminal (-t)
+
+
+def exec_process(record: ContainerRecord, options: ExecOptions) -> dict[str, Any]:
+    """The OCI process object for `options` in `record`'s container."""
+    if not options.command:
+        raise InvalidArgument("exec: no command given")
+    spec = json.loads((Path(record.bundle) / "config.json").read_text())
+    process: dict[str, Any] = dict(spec.get("process") or {})
+    process["args"] = list(options.command)
+    process["terminal"] = options.tty
+    process.pop("consoleSize", None)
+    if options.tty and options.console_size is not None:  # sized before the process can ask
+        process["consoleSize"] = {"height": options.console_size[0],
+                                  "width": options.console_size[1]}  # fmt: skip
+    env = list(process.get("env") or [])
+    for item in options.env:
+        name = item.split("=", 1)[0]
+        env = [e for e in env if e.split("=", 1)[0] != name]
+        if "=" in item:
+            env.append(item)
+    process["env"] = env
+    if options.workdir:
+        process["cwd"] = options.workdir
+    if options.user:
+        from cove.engine.users import resolve_user
+
+        user = resolve_user(record.rootfs, options.user, record.image_name)
+        process["user"] = {"uid": user.uid, "gid": user.gid,
+                           "additionalGids": list(user.additional_gids)}  # fmt: skip
+    if options.privileged:
+        from cove.engine.host_info import HostInfo
+        from cove.runtime.capabilities import CAPABILITY_NAMES
+
+        host = HostInfo.probe()
+        caps = [name for name in CAPABILITY_NAMES if name in host.capabilities]
+        process["capabilities"] = {k: caps for k in
+                                   ("bounding", "effective", "permitted")}  # fmt: skip
+    return process
+
+
+def exec_in(root: str, record: ContainerRecord, options: ExecOptions) -> int:
+    """Run it; attached: its exit status (the CLI's stdio is the process's)."""
+    if record.status != "running":
+        raise InvalidState(f"Container {record.id} is not running")
+    process = exec_process(record, options)
+    runtime = runtime_for(record.runtime, root)
+    stdin = 0 if options.interactive or options.tty else None
+    if options.detach:
+        return runtime.exec(record.id, process, detach=True, stdio=(None, None, None))
+    return runtime.exec(record.id, process, detach=False, stdio=(stdin, 1, 2),
+                        timeout=ATTACHED_TIMEOUT)  # fmt: skip
