@@ -8,7 +8,7 @@ from cove.errors import CgroupError, InvalidState, NoSuchContainer
 from cove.oci.state import CREATED, STOPPED, State
 from cove.runtime.cgroups import CgroupManager
 from cove.runtime.cgroups.layout import host_layout
-from cove.runtime.proc import wait_gone
+from cove.runtime.proc import is_alive, wait_gone
 from cove.runtime.status import status_of
 from cove.runtime.store import ContainerRecord, Store
 from cove.sys.constants import SIGKILL
@@ -40,7 +40,12 @@ def destroy(store: Store, record: ContainerRecord) -> list[str]:
     if cgroup.owned:
         cgroup.thaw(host_layout())
         others = cgroup.pids()
-    for pid in [record.pid, *others]:
+    # pid 0 (a create killed before init existed) must never reach kill(): kill(0, ...)
+    # is the caller's whole process group. A recycled pid is not init: check its start.
+    own_init = record.pid > 0 and is_alive(record.pid, record.pid_start)
+    for pid in [record.pid] * own_init + others:
+        if pid <= 0:
+            continue
         try:
             os.kill(pid, SIGKILL)
         except (ProcessLookupError, PermissionError):

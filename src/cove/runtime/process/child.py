@@ -74,10 +74,18 @@ def run_child(plan: ChildPlan, grandchild: Callable[[], NoReturn]) -> NoReturn:
             plan.sys.unshare(new)
         if plan.time_offsets:
             _write_time_offsets(plan.time_offsets)
+        # The grandchild waits until InitPid is sent: the parent must hear of it first
+        # (an exec'd process would otherwise send Ready ahead of it).
+        gate_r, gate_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(gate_w)
+            os.read(gate_r, 1)
+            os.close(gate_r)
             grandchild()
+        os.close(gate_r)
         protocol.send(plan.sock, protocol.InitPid(pid))
+        os.write(gate_w, b"g")
     except BaseException as exc:
         report_failure(plan.sock, exc)
         os._exit(1)

@@ -14,6 +14,7 @@ message, encoded as JSON.
                                          uid_map and gid_map (only with a new userns)
   2     parent  child   UsernsMapped     the maps are written; the child becomes root in it
   3     child   parent  InitPid          init exists, with this host pid; the child exits
+                                         (init starts only after this is sent)
   4     parent  init    CgroupJoined     the parent moved init into the container's cgroup
                                          (a v1 move waits for an RCU grace period, ~8 ms:
                                          init prepares its mounts meanwhile and waits for
