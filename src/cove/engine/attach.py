@@ -56,7 +56,10 @@ class AttachClient:
 
     def read_frames(self) -> list[tuple[int, bytes]] | None:
         """The complete frames that one read brings; None at end of stream."""
-        chunk = self.sock.recv(65536)
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""  # the monitor exited before reading what we sent: the same end
         if not chunk:
             return None
         self._buffer += chunk

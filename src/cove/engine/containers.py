@@ -310,6 +310,15 @@ class ContainerService:
             current = self.store.get(record.id)
             if current.status in ("running", "paused"):
                 raise InvalidState(f"cannot remove container {record.short_id}: it restarted")
+            from pathlib import Path
+
+            runtime = runtime_for(current.runtime, self.root)
+            if (Path(runtime.root) / record.id).exists():
+                # a start killed after the runtime's create: its init waits under a monitor
+                try:
+                    runtime.delete(record.id, force=True)
+                except RuntimeFailed:
+                    pass
             remove_files(self.store, self.root, record.id)
         return record.id
 

@@ -290,7 +290,12 @@ def _become_monitor(
     out_r, out_w, err_r, err_w, in_r, in_w = pipes
 
     def say(line: str) -> None:
-        os.write(sync_w, (line.rstrip("\n").replace("\n", " ") + "\n").encode())
+        # Best effort: if E died (kill -9 of the CLI) the container is still made and
+        # supervised; `cove system check` stops one that was never started.
+        try:
+            os.write(sync_w, (line.rstrip("\n").replace("\n", " ") + "\n").encode())
+        except OSError:
+            pass
 
     try:
         say(f"f {os.getpid()}")

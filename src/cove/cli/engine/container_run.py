@@ -54,7 +54,6 @@ def forward_signals(pid: int) -> Callable[[], None]:
     """docker run's --sig-proxy: Ctrl-C and friends go to the container, not to cove.
     Returns what puts the previous handlers back."""
     import os
-    import signal
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -62,20 +61,53 @@ def forward_signals(pid: int) -> Callable[[], None]:
         except ProcessLookupError:
             pass
 
+    return _set_handlers(forward)
+
+
+def hold_signals() -> tuple[list[int], Callable[[], None]]:
+    """While the container is made and started, the signals `forward_signals` forwards are
+    held (a list that fills up) instead of ending cove half-way, which would leave a created
+    container, or one recorded running whose process never starts; the same signal twice
+    acts at once, as before (a stuck start can still be interrupted). Returns the list and
+    what puts the previous handlers back."""
+    import os
+    import signal
+
+    held: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if signum not in held:
+            held.append(signum)
+            return
+        restore()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)
+
+    restore = _set_handlers(hold)
+    return held, restore
+
+
+def _set_handlers(handler: Callable[[int, object], None]) -> Callable[[], None]:
+    import signal
+
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                  signal.SIGUSR2)  # fmt: skip
-    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+    previous = {signum: signal.signal(signum, handler) for signum in forwarded}
 
     def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
     return restore
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
+    import os
+
     from cove.engine.containers import ContainerService
 
+    held, release = hold_signals()
     try:
         options, settings = options_from(args)
         service = ContainerService(context.root)
@@ -94,12 +126,22 @@ def run(args: argparse.Namespace, context: Context) -> int:
     except CoveError as exc:
         sys.stderr.write(f"cove: {exc}\n")
         return exit_code_for(exc)
+    finally:
+        release()
     if client is None:
         sys.stdout.write(record.id + "\n")
+        sys.stdout.flush()
+        for signum in held:  # the container runs: now cove ends as it was asked to
+            os.kill(os.getpid(), signum)
         return 0
     from cove.engine.attach import pump
 
     restore = None if args.tty else forward_signals(record.pid)
+    for signum in held:  # what came while the container started: it gets them now
+        try:
+            os.kill(os.getpid() if args.tty else record.pid, signum)
+        except ProcessLookupError:
+            pass
     try:
         code = pump(client, stdin=0 if args.interactive else None, tty=args.tty)
     finally:
