@@ -6,7 +6,9 @@ Scenarios (issue 4's targets):
 * ``pull``: ``cove --root R pull 127.0.0.1:PORT/bench/img:1`` into a fresh root against
   ``skopeo copy docker://... oci:DIR:img`` into a fresh directory.  The image (5 layers
   of about 4 MB of random-ish files each) is built once as an OCI layout and pushed with
-  skopeo to a docker-registry this script starts on 127.0.0.1.  Target: cove <= 1.0x.
+  skopeo to a docker-registry this script starts on 127.0.0.1.  Both check digests, fsync
+  each blob and write an OCI layout; neither unpacks layers; cove also creates its SQLite
+  index (the report prints what each side does).  Target: cove <= 1.0x.
 * ``unpack``: ``cove.image.layer.apply_layer`` of one ~50 MB layer of many small files
   (a tar of /usr/lib/python3.11) into a fresh directory against ``tar -xf`` of the same
   tar, plain and gzip.  apply_layer runs in a fresh ``python -c`` per sample that reports

@@ -7,36 +7,59 @@ spelling, so it can be compared as a string and used as a file name.
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
-
 from cove.errors import DigestMismatch, InvalidDigest, SizeMismatch
+from cove.image.records import FrozenRecord
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import BinaryIO
 
 #: algorithm -> length of its hex encoding
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 CANONICAL = "sha256"
 
-# The OCI grammar: algorithm components joined by + . _ -, then ":" and the encoded part.
-_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
-_HEX_RE = re.compile(r"[a-f0-9]+")
+# The OCI grammar: algorithm components of [a-z0-9]+ joined by one of + . _ -, then ":"
+# and the encoded part. Checked by hand, not with `re`: a pull parses digests before it
+# needs `re` for anything else.
+_ALGORITHM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALGORITHM_SEPARATORS = frozenset("+._-")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, order=True)
-class Digest:
-    """A validated digest; `str(d)` is `algorithm:hex`."""
+class Digest(FrozenRecord):
+    """A validated digest; `str(d)` is `algorithm:hex`. Immutable, hashable, and ordered
+    by (algorithm, hex)."""
 
+    __slots__ = ("algorithm", "hex")
     algorithm: str
     hex: str
 
-    def __post_init__(self) -> None:
-        _validate(self.algorithm, self.hex, f"{self.algorithm}:{self.hex}")
+    def __init__(self, algorithm: str, hex: str) -> None:
+        _validate(algorithm, hex, f"{algorithm}:{hex}")
+        self._init(algorithm, hex)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Digest):
+            return NotImplemented
+        return (self.algorithm, self.hex) < (other.algorithm, other.hex)
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Digest):
+            return NotImplemented
+        return (self.algorithm, self.hex) <= (other.algorithm, other.hex)
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Digest):
+            return NotImplemented
+        return (self.algorithm, self.hex) > (other.algorithm, other.hex)
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Digest):
+            return NotImplemented
+        return (self.algorithm, self.hex) >= (other.algorithm, other.hex)
 
     @classmethod
     def parse(cls, text: str) -> Digest:
@@ -64,17 +87,32 @@ class Digest:
 
 
 def _validate(algorithm: str, encoded: str, text: str) -> None:
-    if not _ALGORITHM_RE.fullmatch(algorithm):
+    if not _is_algorithm(algorithm):
         raise InvalidDigest(text, f"malformed algorithm {algorithm!r}")
     length = ALGORITHMS.get(algorithm)
     if length is None:
         raise InvalidDigest(
             text, f"unsupported algorithm {algorithm!r} (supported: {', '.join(ALGORITHMS)})"
         )
-    if not _HEX_RE.fullmatch(encoded):
+    if not encoded or not all(c in _HEX_DIGITS for c in encoded):
         raise InvalidDigest(text, f"{algorithm} needs lower-case hex digits")
     if len(encoded) != length:
         raise InvalidDigest(text, f"{algorithm} needs {length} hex digits, got {len(encoded)}")
+
+
+def _is_algorithm(text: str) -> bool:
+    """`[a-z0-9]+(?:[+._-][a-z0-9]+)*`, the whole of `text`."""
+    if text in ALGORITHMS:
+        return True
+    previous_separator = True  # (the first character must not be a separator)
+    for c in text:
+        if c in _ALGORITHM_CHARS:
+            previous_separator = False
+        elif c in _ALGORITHM_SEPARATORS and not previous_separator:
+            previous_separator = True
+        else:
+            return False
+    return not previous_separator
 
 
 def parse_digest(text: str) -> Digest:
@@ -117,6 +155,10 @@ class Hasher:
         self.expected_size = expected_size
         self.subject = subject or (str(expected) if expected is not None else "")
         self.size = 0
+        # Imported on first use: loading OpenSSL takes a few ms, and a pull hashes nothing
+        # before the registry answers.
+        import hashlib
+
         self._hash = hashlib.new(algorithm)
 
     def update(self, data: bytes | bytearray | memoryview) -> None:

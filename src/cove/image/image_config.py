@@ -5,13 +5,16 @@ its types and RFC 3339 timestamps. Parsing is `cove.image.manifest.parse_config`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from cove.image.canonical import canonical_json
 from cove.image.digest import Digest
 from cove.image.platform import Platform
+from cove.image.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any
 
 _EXEC_KEYS = frozenset(
     {
@@ -28,8 +31,7 @@ _EXEC_KEYS = frozenset(
 )
 
 
-@dataclass
-class ExecutionConfig:
+class ExecutionConfig(Record):
     """The `config` member of an image config: defaults for containers of the image.
 
     `entrypoint`/`cmd` are None when absent (not the same as an empty list for docker's
@@ -37,16 +39,54 @@ class ExecutionConfig:
     kept in `extra` under their JSON names.
     """
 
-    user: str = ""
-    exposed_ports: tuple[str, ...] = ()
-    env: tuple[str, ...] = ()
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    volumes: tuple[str, ...] = ()
-    working_dir: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    stop_signal: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "cmd",
+        "entrypoint",
+        "env",
+        "exposed_ports",
+        "extra",
+        "labels",
+        "stop_signal",
+        "user",
+        "volumes",
+        "working_dir",
+    )
+    _field_order = (
+        "user",
+        "exposed_ports",
+        "env",
+        "entrypoint",
+        "cmd",
+        "volumes",
+        "working_dir",
+        "labels",
+        "stop_signal",
+        "extra",
+    )
+
+    def __init__(
+        self,
+        user: str = "",
+        exposed_ports: tuple[str, ...] = (),
+        env: tuple[str, ...] = (),
+        entrypoint: tuple[str, ...] | None = None,
+        cmd: tuple[str, ...] | None = None,
+        volumes: tuple[str, ...] = (),
+        working_dir: str = "",
+        labels: dict[str, str] | None = None,
+        stop_signal: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.user = user
+        self.exposed_ports = exposed_ports
+        self.env = env
+        self.entrypoint = entrypoint
+        self.cmd = cmd
+        self.volumes = volumes
+        self.working_dir = working_dir
+        self.labels: dict[str, str] = {} if labels is None else labels
+        self.stop_signal = stop_signal
+        self.extra: dict[str, Any] = {} if extra is None else extra
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
@@ -71,13 +111,23 @@ class ExecutionConfig:
         return out
 
 
-@dataclass
-class History:
-    created: str = ""
-    created_by: str = ""
-    author: str = ""
-    comment: str = ""
-    empty_layer: bool = False
+class History(Record):
+    __slots__ = ("author", "comment", "created", "created_by", "empty_layer")
+    _field_order = ("created", "created_by", "author", "comment", "empty_layer")
+
+    def __init__(
+        self,
+        created: str = "",
+        created_by: str = "",
+        author: str = "",
+        comment: str = "",
+        empty_layer: bool = False,
+    ) -> None:
+        self.created = created
+        self.created_by = created_by
+        self.author = author
+        self.comment = comment
+        self.empty_layer = empty_layer
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -110,25 +160,71 @@ _CONFIG_KEYS = frozenset(
 )
 
 
-@dataclass
-class ImageConfig:
+class ImageConfig(Record):
     """The image config (OCI `application/vnd.oci.image.config.v1+json` or Docker's).
 
     Its digest is the image id. `diff_ids` are the digests of the uncompressed layers.
+    `raw` (the bytes it was parsed from) takes no part in equality and repr.
     """
 
-    architecture: str
-    os: str
-    diff_ids: tuple[Digest, ...] = ()
-    variant: str = ""
-    os_version: str = ""
-    os_features: tuple[str, ...] = ()
-    created: str = ""
-    author: str = ""
-    config: ExecutionConfig = field(default_factory=ExecutionConfig)
-    history: tuple[History, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    raw: bytes = field(default=b"", compare=False, repr=False)
+    __slots__ = (
+        "architecture",
+        "author",
+        "config",
+        "created",
+        "diff_ids",
+        "extra",
+        "history",
+        "os",
+        "os_features",
+        "os_version",
+        "raw",
+        "variant",
+    )
+    _field_order = (
+        "architecture",
+        "os",
+        "diff_ids",
+        "variant",
+        "os_version",
+        "os_features",
+        "created",
+        "author",
+        "config",
+        "history",
+        "extra",
+        "raw",
+    )
+    _hidden = ("raw",)
+
+    def __init__(
+        self,
+        architecture: str,
+        os: str,
+        diff_ids: tuple[Digest, ...] = (),
+        variant: str = "",
+        os_version: str = "",
+        os_features: tuple[str, ...] = (),
+        created: str = "",
+        author: str = "",
+        config: ExecutionConfig | None = None,
+        history: tuple[History, ...] = (),
+        extra: dict[str, Any] | None = None,
+        raw: bytes = b"",
+    ) -> None:
+        self.architecture = architecture
+        self.os = os
+        self.diff_ids = diff_ids
+        self.variant = variant
+        self.os_version = os_version
+        self.os_features = os_features
+        self.created = created
+        self.author = author
+        self.config = ExecutionConfig() if config is None else config
+        self.history = history
+        self.extra: dict[str, Any] = {} if extra is None else extra
+        #: the bytes this was parsed from (b"" for a config built in memory)
+        self.raw = raw
 
     @property
     def platform(self) -> Platform:
@@ -178,6 +274,8 @@ def parse_time(text: str) -> datetime | None:
     base, fraction, zone = match.groups()
     fraction = (fraction or "")[:7]  # "." and at most 6 digits
     zone = "+00:00" if zone is None or zone.upper() == "Z" else zone
+    from datetime import datetime
+
     try:
         return datetime.fromisoformat(base + fraction + zone)
     except ValueError:

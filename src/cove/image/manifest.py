@@ -11,16 +11,14 @@ Docker's manifest list: one class each (`ImageManifest`, `ImageIndex`), told apa
 `media_type`. Docker schema1 manifests are refused.
 
 Platforms live in `cove.image.platform`, the image config types in
-`cove.image.image_config`; both are re-exported here.
+`cove.image.image_config`, the media types in `cove.image.media_types`; all are re-exported
+here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from cove.errors import InvalidArgument as InvalidArgument
 from cove.errors import (
@@ -38,87 +36,101 @@ from cove.image.image_config import ExecutionConfig as ExecutionConfig
 from cove.image.image_config import History as History
 from cove.image.image_config import ImageConfig as ImageConfig
 from cove.image.image_config import parse_time as parse_time
+from cove.image.media_types import ACCEPT as ACCEPT
+from cove.image.media_types import ANNOTATION_CONTAINERD_NAME as ANNOTATION_CONTAINERD_NAME
+from cove.image.media_types import ANNOTATION_CREATED as ANNOTATION_CREATED
+from cove.image.media_types import ANNOTATION_REF_NAME as ANNOTATION_REF_NAME
+from cove.image.media_types import CONFIG_TYPES as CONFIG_TYPES
+from cove.image.media_types import DOCKER_CONFIG as DOCKER_CONFIG
+from cove.image.media_types import DOCKER_FOREIGN_LAYER_GZIP as DOCKER_FOREIGN_LAYER_GZIP
+from cove.image.media_types import DOCKER_LAYER_GZIP as DOCKER_LAYER_GZIP
+from cove.image.media_types import DOCKER_MANIFEST as DOCKER_MANIFEST
+from cove.image.media_types import DOCKER_MANIFEST_LIST as DOCKER_MANIFEST_LIST
+from cove.image.media_types import DOCKER_SCHEMA1 as DOCKER_SCHEMA1
+from cove.image.media_types import DOCKER_SCHEMA1_SIGNED as DOCKER_SCHEMA1_SIGNED
+from cove.image.media_types import INDEX_TYPES as INDEX_TYPES
+from cove.image.media_types import LAYER_TYPES as LAYER_TYPES
+from cove.image.media_types import MANIFEST_TYPES as MANIFEST_TYPES
+from cove.image.media_types import OCI_CONFIG as OCI_CONFIG
+from cove.image.media_types import OCI_EMPTY as OCI_EMPTY
+from cove.image.media_types import OCI_INDEX as OCI_INDEX
+from cove.image.media_types import OCI_LAYER as OCI_LAYER
+from cove.image.media_types import OCI_LAYER_GZIP as OCI_LAYER_GZIP
+from cove.image.media_types import OCI_LAYER_NONDISTRIBUTABLE as OCI_LAYER_NONDISTRIBUTABLE
+from cove.image.media_types import (
+    OCI_LAYER_NONDISTRIBUTABLE_GZIP as OCI_LAYER_NONDISTRIBUTABLE_GZIP,
+)
+from cove.image.media_types import (
+    OCI_LAYER_NONDISTRIBUTABLE_ZSTD as OCI_LAYER_NONDISTRIBUTABLE_ZSTD,
+)
+from cove.image.media_types import OCI_LAYER_ZSTD as OCI_LAYER_ZSTD
+from cove.image.media_types import OCI_LAYOUT_HEADER as OCI_LAYOUT_HEADER
+from cove.image.media_types import OCI_MANIFEST as OCI_MANIFEST
+from cove.image.media_types import layer_compression as layer_compression
 from cove.image.platform import _ARCH_ALIASES as _ARCH_ALIASES
 from cove.image.platform import _KNOWN_OS as _KNOWN_OS
 from cove.image.platform import Platform as Platform
 from cove.image.platform import _platform_rank as _platform_rank
 from cove.image.platform import host_platform as host_platform
 from cove.image.platform import parse_platform as parse_platform
+from cove.image.records import Record
 from cove.oci.reader import Field, opt_str
 
-# --- media types ---------------------------------------------------------------------------
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYOUT_HEADER = "application/vnd.oci.layout.header.v1+json"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-OCI_LAYER_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar"
-OCI_LAYER_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-OCI_LAYER_NONDISTRIBUTABLE_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_FOREIGN_LAYER_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
-DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
-#: layer media type -> compression ("" for a plain tar)
-LAYER_TYPES: dict[str, str] = {
-    OCI_LAYER: "",
-    OCI_LAYER_GZIP: "gzip",
-    OCI_LAYER_ZSTD: "zstd",
-    OCI_LAYER_NONDISTRIBUTABLE: "",
-    OCI_LAYER_NONDISTRIBUTABLE_GZIP: "gzip",
-    OCI_LAYER_NONDISTRIBUTABLE_ZSTD: "zstd",
-    DOCKER_LAYER_GZIP: "gzip",
-    DOCKER_FOREIGN_LAYER_GZIP: "gzip",
-}
-#: what a registry client sends in Accept, most preferred first
-ACCEPT = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-
-ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
-ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
-ANNOTATION_CREATED = "org.opencontainers.image.created"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 # Content types that say nothing about which document it is.
 _GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream", "text/plain"})
 
 
-def layer_compression(media_type: str) -> str:
-    """The compression of a layer media type: "gzip", "zstd" or "" (a plain tar).
-
-    Raises InvalidManifest for a media type that is not a layer.
-    """
-    try:
-        return LAYER_TYPES[media_type]
-    except KeyError:
-        raise InvalidManifest(f"unsupported layer media type {media_type!r}") from None
-
-
 # --- descriptors -------------------------------------------------------------------------
 
 
-@dataclass
-class Descriptor:
+class Descriptor(Record):
     """A typed pointer to content: media type, digest, size (OCI descriptor)."""
 
-    media_type: str
-    digest: Digest
-    size: int
-    urls: tuple[str, ...] = ()
-    annotations: dict[str, str] = field(default_factory=dict)
-    platform: Platform | None = None
-    artifact_type: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "annotations",
+        "artifact_type",
+        "digest",
+        "extra",
+        "media_type",
+        "platform",
+        "size",
+        "urls",
+    )
+    _field_order = (
+        "media_type",
+        "digest",
+        "size",
+        "urls",
+        "annotations",
+        "platform",
+        "artifact_type",
+        "extra",
+    )
+
+    def __init__(
+        self,
+        media_type: str,
+        digest: Digest,
+        size: int,
+        urls: tuple[str, ...] = (),
+        annotations: dict[str, str] | None = None,
+        platform: Platform | None = None,
+        artifact_type: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.media_type = media_type
+        self.digest = digest
+        self.size = size
+        self.urls = urls
+        self.annotations: dict[str, str] = {} if annotations is None else annotations
+        self.platform = platform
+        self.artifact_type = artifact_type
+        self.extra: dict[str, Any] = {} if extra is None else extra
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
@@ -188,9 +200,12 @@ def _str_map(node: Field, key: str) -> dict[str, str]:
 # --- manifests and indexes -----------------------------------------------------------------
 
 
-class _Document:
-    """What manifests and indexes share: the optional fields, the bytes a digest covers."""
+class _Document(Record):
+    """What manifests and indexes share: the optional fields, the bytes a digest covers.
+    `raw` takes no part in equality and repr."""
 
+    __slots__ = ()
+    _hidden = ("raw",)
     media_type: str
     annotations: dict[str, str]
     subject: Descriptor | None
@@ -222,20 +237,54 @@ class _Document:
         return Descriptor(self.media_type, Digest.of(data), len(data))
 
 
-@dataclass
 class ImageManifest(_Document):
     """An OCI image manifest or a Docker schema2 manifest (see `media_type`)."""
 
-    media_type: str
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    annotations: dict[str, str] = field(default_factory=dict)
-    subject: Descriptor | None = None
-    artifact_type: str = ""
-    schema_version: int = 2
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: the bytes this was parsed from (b"" for a manifest built in memory)
-    raw: bytes = field(default=b"", compare=False, repr=False)
+    __slots__ = (
+        "annotations",
+        "artifact_type",
+        "config",
+        "extra",
+        "layers",
+        "media_type",
+        "raw",
+        "schema_version",
+        "subject",
+    )
+    _field_order = (
+        "media_type",
+        "config",
+        "layers",
+        "annotations",
+        "subject",
+        "artifact_type",
+        "schema_version",
+        "extra",
+        "raw",
+    )
+
+    def __init__(
+        self,
+        media_type: str,
+        config: Descriptor,
+        layers: tuple[Descriptor, ...],
+        annotations: dict[str, str] | None = None,
+        subject: Descriptor | None = None,
+        artifact_type: str = "",
+        schema_version: int = 2,
+        extra: dict[str, Any] | None = None,
+        raw: bytes = b"",
+    ) -> None:
+        self.media_type = media_type
+        self.config = config
+        self.layers = layers
+        self.annotations = {} if annotations is None else annotations
+        self.subject = subject
+        self.artifact_type = artifact_type
+        self.schema_version = schema_version
+        self.extra: dict[str, Any] = {} if extra is None else extra
+        #: the bytes this was parsed from (b"" for a manifest built in memory)
+        self.raw = raw
 
     @property
     def is_docker(self) -> bool:
@@ -252,18 +301,50 @@ class ImageManifest(_Document):
         return self._serialise(out)
 
 
-@dataclass
 class ImageIndex(_Document):
     """An OCI image index or a Docker manifest list (see `media_type`)."""
 
-    media_type: str
-    manifests: tuple[Descriptor, ...]
-    annotations: dict[str, str] = field(default_factory=dict)
-    subject: Descriptor | None = None
-    artifact_type: str = ""
-    schema_version: int = 2
-    extra: dict[str, Any] = field(default_factory=dict)
-    raw: bytes = field(default=b"", compare=False, repr=False)
+    __slots__ = (
+        "annotations",
+        "artifact_type",
+        "extra",
+        "manifests",
+        "media_type",
+        "raw",
+        "schema_version",
+        "subject",
+    )
+    _field_order = (
+        "media_type",
+        "manifests",
+        "annotations",
+        "subject",
+        "artifact_type",
+        "schema_version",
+        "extra",
+        "raw",
+    )
+
+    def __init__(
+        self,
+        media_type: str,
+        manifests: tuple[Descriptor, ...],
+        annotations: dict[str, str] | None = None,
+        subject: Descriptor | None = None,
+        artifact_type: str = "",
+        schema_version: int = 2,
+        extra: dict[str, Any] | None = None,
+        raw: bytes = b"",
+    ) -> None:
+        self.media_type = media_type
+        self.manifests = manifests
+        self.annotations = {} if annotations is None else annotations
+        self.subject = subject
+        self.artifact_type = artifact_type
+        self.schema_version = schema_version
+        self.extra: dict[str, Any] = {} if extra is None else extra
+        #: the bytes this was parsed from (b"" for an index built in memory)
+        self.raw = raw
 
     @property
     def is_docker(self) -> bool:

@@ -6,11 +6,13 @@ host's platform, and how well an offered platform suits a wanted one (for
 from __future__ import annotations
 
 import os as _os
-import re
-from dataclasses import dataclass
-from typing import Any
 
 from cove.errors import InvalidArgument
+from cove.image.records import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _KNOWN_OS = frozenset(
     {"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos"}
@@ -32,15 +34,27 @@ _ARCH_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Platform:
-    """What an image runs on; `str()` is `os/architecture[/variant]` (`linux/arm64/v8`)."""
+class Platform(FrozenRecord):
+    """What an image runs on; `str()` is `os/architecture[/variant]` (`linux/arm64/v8`).
+    Immutable and hashable."""
 
+    __slots__ = ("architecture", "os", "os_features", "os_version", "variant")
+    _field_order = ("os", "architecture", "variant", "os_version", "os_features")
     os: str
     architecture: str
-    variant: str = ""
-    os_version: str = ""
-    os_features: tuple[str, ...] = ()
+    variant: str
+    os_version: str
+    os_features: tuple[str, ...]
+
+    def __init__(
+        self,
+        os: str,
+        architecture: str,
+        variant: str = "",
+        os_version: str = "",
+        os_features: tuple[str, ...] = (),
+    ) -> None:
+        self._init(os, architecture, variant, os_version, os_features)
 
     def __str__(self) -> str:
         text = f"{self.os}/{self.architecture}"
@@ -126,7 +140,7 @@ def _platform_rank(want: Platform, have: Platform) -> int | None:
         if want.variant != "v8":
             vector.append(("arm64", "v8"))
         vector += [("arm", f"v{n}") for n in (8, 7, 6, 5)]
-    elif want.architecture == "arm" and re.fullmatch(r"v[5-8]", want.variant):
+    elif want.architecture == "arm" and want.variant in ("v5", "v6", "v7", "v8"):
         top = int(want.variant[1:])
         vector += [("arm", f"v{n}") for n in range(top - 1, 4, -1)]
     try:

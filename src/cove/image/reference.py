@@ -19,11 +19,9 @@ a name.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from cove.errors import InvalidDigest, InvalidReference
 from cove.image.digest import Digest
+from cove.image.records import FrozenRecord
 
 DEFAULT_REGISTRY = "docker.io"
 LEGACY_DEFAULT_REGISTRY = "index.docker.io"
@@ -32,33 +30,42 @@ DEFAULT_TAG = "latest"
 NAME_MAX = 255
 TAG_MAX = 128
 
-_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_REGISTRY_RE = re.compile(
-    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
-)
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_DIGEST_SYNTAX_RE = re.compile(
-    r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-)
-_IMAGE_ID_RE = re.compile(r"[a-f0-9]{64}")
+# The grammar's character classes (ASCII only). The rules are checked by hand rather than
+# with `re`, which a pull does not need before its first request otherwise.
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DIGITS = frozenset("0123456789")
+_LOWER_ALNUM = _LOWER | _DIGITS
+_ALNUM = _LOWER | _UPPER | _DIGITS
+_HEX = frozenset("0123456789abcdef")
+_ANY_HEX = frozenset("0123456789abcdefABCDEF")
+_TAG_FIRST = _ALNUM | {"_"}
+_TAG_REST = _ALNUM | frozenset("_.-")
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(FrozenRecord):
     """A normalised image reference: `docker.io/library/busybox:latest`.
 
     `tag` is None only when the reference is by digest alone (`busybox@sha256:...`);
-    `digest` is None unless one was given.
+    `digest` is None unless one was given. Immutable and hashable.
     """
 
+    __slots__ = ("digest", "registry", "repository", "tag")
+    _field_order = ("registry", "repository", "tag", "digest")
     registry: str
     repository: str
-    tag: str | None = DEFAULT_TAG
-    digest: Digest | None = None
+    tag: str | None
+    digest: Digest | None
 
-    def __post_init__(self) -> None:
-        _check(self.registry, self.repository, self.tag, str(self))
+    def __init__(
+        self,
+        registry: str,
+        repository: str,
+        tag: str | None = DEFAULT_TAG,
+        digest: Digest | None = None,
+    ) -> None:
+        self._init(registry, repository, tag, digest)
+        _check(registry, repository, tag, str(self))
 
     @classmethod
     def parse(cls, text: str, *, default_tag: bool = True) -> Reference:
@@ -117,7 +124,7 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
         raise InvalidReference(repr(text), "expected a string")
     if not text:
         raise InvalidReference(text, "reference is empty")
-    if _IMAGE_ID_RE.fullmatch(text):
+    if _is_image_id(text):
         raise InvalidReference(
             text, "a 64-character hex string is an image id, it cannot be a repository name"
         )
@@ -126,7 +133,7 @@ def parse_reference(text: str, *, default_tag: bool = True) -> Reference:
     if at:
         if not digest_text:
             raise InvalidReference(text, "digest is empty after '@'")
-        if not _DIGEST_SYNTAX_RE.fullmatch(digest_text):
+        if not _is_digest_syntax(digest_text):
             raise InvalidReference(text, f"malformed digest {digest_text!r}")
         try:
             digest = Digest.parse(digest_text)
@@ -165,7 +172,7 @@ def _check_tag(tag: str, text: str) -> None:
         raise InvalidReference(text, "tag is empty after ':'")
     if len(tag) > TAG_MAX:
         raise InvalidReference(text, f"tag is longer than {TAG_MAX} characters ({len(tag)})")
-    if not _TAG_RE.fullmatch(tag):
+    if not _is_tag(tag):
         raise InvalidReference(
             text,
             f"invalid tag {tag!r}: use letters, digits, '_', '.' and '-', "
@@ -174,7 +181,7 @@ def _check_tag(tag: str, text: str) -> None:
 
 
 def _check(registry: str, repository: str, tag: str | None, text: str) -> None:
-    if not _REGISTRY_RE.fullmatch(registry):
+    if not _is_registry(registry):
         raise InvalidReference(text, f"invalid registry host {registry!r}")
     if not repository:
         raise InvalidReference(text, "repository name is empty")
@@ -183,7 +190,7 @@ def _check(registry: str, repository: str, tag: str | None, text: str) -> None:
     for component in repository.split("/"):
         if not component:
             raise InvalidReference(text, f"empty path component in repository {repository!r}")
-        if not _COMPONENT_RE.fullmatch(component):
+        if not _is_component(component):
             raise InvalidReference(
                 text,
                 f"invalid repository path component {component!r}: use lower-case letters "
@@ -199,3 +206,81 @@ def _check(registry: str, repository: str, tag: str | None, text: str) -> None:
 def is_image_id_prefix(text: str) -> bool:
     """True for what docker accepts as a short image id: 1 to 64 lower-case hex digits."""
     return 0 < len(text) <= 64 and all(c in "0123456789abcdef" for c in text)
+
+
+# --- the grammar's rules, each for the whole of its text --------------------------------------
+
+
+def _is_image_id(text: str) -> bool:
+    """`[a-f0-9]{64}`"""
+    return len(text) == 64 and all(c in _HEX for c in text)
+
+
+def _is_tag(text: str) -> bool:
+    """`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`"""
+    return 0 < len(text) <= 128 and text[0] in _TAG_FIRST and all(c in _TAG_REST for c in text)
+
+
+def _is_component(text: str) -> bool:
+    """`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`: runs of lower-case letters and digits, each
+    two separated by one ".", one "_", "__", or any number of "-"."""
+    separator = ""
+    previous = ""  # "": start of text, "a": after a letter or digit, else after separator
+    for c in text:
+        if c in _LOWER_ALNUM:
+            previous = "a"
+            separator = ""
+            continue
+        if previous == "":
+            return False
+        separator += c
+        if separator not in (".", "_", "__") and separator.strip("-"):
+            return False
+        previous = "s"
+    return previous == "a"
+
+
+def _is_domain_label(text: str) -> bool:
+    """`[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`"""
+    return (
+        text != ""
+        and text[0] in _ALNUM
+        and text[-1] in _ALNUM
+        and all(c in _ALNUM or c == "-" for c in text)
+    )
+
+
+def _is_registry(text: str) -> bool:
+    r"""`(?:label(?:\.label)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?`: a host name or a bracketed IPv6
+    address, and an optional port."""
+    if text.startswith("["):
+        end = text.find("]")
+        address, port = text[1:end], text[end + 1 :]
+        if end < 0 or not address or not all(c in _ANY_HEX or c == ":" for c in address):
+            return False
+    else:
+        host, colon, rest = text.partition(":")
+        if not all(_is_domain_label(label) for label in host.split(".")):
+            return False
+        port = colon + rest
+    return port == "" or (port[0] == ":" and len(port) > 1 and all(c in _DIGITS for c in port[1:]))
+
+
+def _is_digest_syntax(text: str) -> bool:
+    """`[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`"""
+    algorithm, colon, encoded = text.partition(":")
+    if not colon or len(encoded) < 32 or not all(c in _ANY_HEX for c in encoded):
+        return False
+    previous = ""  # "": start or after a separator, "a": inside a component
+    for c in algorithm:
+        if previous == "":
+            if c not in _LOWER and c not in _UPPER:
+                return False
+            previous = "a"
+        elif c in _ALNUM:
+            continue
+        elif c in "-_+.":
+            previous = ""
+        else:
+            return False
+    return previous == "a"

@@ -403,10 +403,29 @@ class CopySnapshotter(_Snapshotter):
 def choose_snapshotter(
     root: str | os.PathLike[str], syscalls: Syscalls | None = None
 ) -> OverlaySnapshotter | CopySnapshotter:
-    """An OverlaySnapshotter if an overlay mount works under `root`, else a CopySnapshotter."""
+    """An OverlaySnapshotter if an overlay mount works under `root`, else a CopySnapshotter.
+
+    With the real system calls the answer is remembered in `<root>/snapshotter` (a probe
+    mounts an overlay: a few milliseconds on every command otherwise); the snapshots under
+    a root must all be of one kind anyway."""
     root_path = os.path.abspath(os.fspath(root))
     calls = syscalls if syscalls is not None else _default_syscalls()
-    if _probe_overlay(root_path, calls):
+    remembered = os.path.join(root_path, "snapshotter")
+    kind = ""
+    if syscalls is None:
+        try:
+            with open(remembered) as f:
+                kind = f.read().strip()
+        except OSError:
+            kind = ""
+    if kind not in ("overlay", "copy"):
+        kind = "overlay" if _probe_overlay(root_path, calls) else "copy"
+        if syscalls is None:
+            tmp = f"{remembered}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(kind + "\n")
+            os.replace(tmp, remembered)
+    if kind == "overlay":
         return OverlaySnapshotter(root_path, calls)
     return CopySnapshotter(root_path, calls)
 

@@ -37,11 +37,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import BinaryIO
 
 from cove.errors import (
     AmbiguousImage,
@@ -70,9 +65,12 @@ from cove.image.manifest import (
 from cove.image.manifest import OCI_INDEX as OCI_INDEX
 from cove.image.manifest import Platform as Platform
 from cove.image.manifest import parse_time as parse_time
+from cove.image.records import FrozenRecord
 from cove.image.reference import Reference, is_image_id_prefix, parse_reference
 from cove.image.store_blobs import _PARTIAL_RE as _PARTIAL_RE
+from cove.image.store_blobs import LAYOUT_VERSION as LAYOUT_VERSION
 from cove.image.store_blobs import ResumableBlob as ResumableBlob
+from cove.image.store_blobs import _check_layout as _check_layout
 from cove.image.store_blobs import _chunks as _chunks
 from cove.image.store_blobs import _cleanup_partial as _cleanup_partial
 from cove.image.store_blobs import _fsync_dir as _fsync_dir
@@ -89,6 +87,7 @@ from cove.image.store_index import _all_records as _all_records
 from cove.image.store_index import _blob_users as _blob_users
 from cove.image.store_index import _bump_generation as _bump_generation
 from cove.image.store_index import _by_id_prefix as _by_id_prefix
+from cove.image.store_index import _create_db as _create_db
 from cove.image.store_index import _delete_image as _delete_image
 from cove.image.store_index import _find_by_digest as _find_by_digest
 from cove.image.store_index import _generation as _generation
@@ -104,17 +103,25 @@ from cove.image.store_index import _set_name as _set_name
 from cove.image.store_index import _Txn as _Txn
 from cove.image.store_index import _unset_name as _unset_name
 
-LAYOUT_VERSION = "1.0.0"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+    from typing import BinaryIO
+
 MIN_ID_PREFIX = 4
 DEFAULT_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class BlobInfo:
+class BlobInfo(FrozenRecord):
     """What `put_blob` stored: digest and size in bytes."""
 
+    __slots__ = ("digest", "size")
     digest: Digest
     size: int
+
+    def __init__(self, digest: Digest, size: int) -> None:
+        self._init(digest, size)
 
 
 class ImageStore:
@@ -122,6 +129,10 @@ class ImageStore:
 
     One object per process: open it after a fork, never share it across one. Safe for
     threads (one lock) and for several processes at once (SQLite locking).
+
+    `root`, `blobs_dir`, `tmp_dir`, `db_path`, `index_path` and `blob_path()` are Paths;
+    inside, the store works on strings spelt as pathlib spells them (`cove pull` does
+    without loading pathlib, which brings urllib.parse and ipaddress along).
     """
 
     def __init__(
@@ -131,23 +142,46 @@ class ImageStore:
         tmp_dir: str | os.PathLike[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.root = Path(root)
-        self.blobs_dir = self.root / "blobs"
-        self.tmp_dir = Path(tmp_dir) if tmp_dir is not None else self.root / "tmp"
-        self.db_path = self.root / "images.db"
-        self.index_path = self.root / "index.json"
+        self._root = _normpath(root)
+        self._blobs = _join(self._root, "blobs")
+        self._tmp = _normpath(tmp_dir) if tmp_dir is not None else _join(self._root, "tmp")
+        self._db_file = _join(self._root, "images.db")
+        self._index_file = _join(self._root, "index.json")
         self.timeout = timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        # A file was renamed or linked into root and root is not fsynced yet: one fsync at
+        # the end of opening covers them all.
+        self._root_unsynced = False
         try:
-            for folder in (self.root, self.blobs_dir / "sha256", self.tmp_dir):
-                folder.mkdir(parents=True, exist_ok=True)
+            for folder in (self._root, _join(self._blobs, "sha256"), self._tmp):
+                os.makedirs(folder, exist_ok=True)
         except OSError as err:
-            raise ImageStoreError(f"cannot create image store {self.root}: {_why(err)}") from None
+            raise ImageStoreError(f"cannot create image store {self._root}: {_why(err)}") from None
         self._ensure_layout_file()
         self._conn = self._connect()
         self.cleanup_partial()
         self._sync_index_json()
+
+    @property
+    def root(self) -> Path:
+        return _path(self._root)
+
+    @property
+    def blobs_dir(self) -> Path:
+        return _path(self._blobs)
+
+    @property
+    def tmp_dir(self) -> Path:
+        return _path(self._tmp)
+
+    @property
+    def db_path(self) -> Path:
+        return _path(self._db_file)
+
+    @property
+    def index_path(self) -> Path:
+        return _path(self._index_file)
 
     # --- lifetime --------------------------------------------------------------------------
 
@@ -166,26 +200,29 @@ class ImageStore:
     # --- blobs -----------------------------------------------------------------------------
 
     def blob_path(self, digest: Digest | str) -> Path:
+        return _path(self._blob_file(digest))
+
+    def _blob_file(self, digest: Digest | str) -> str:
         digest = _as_digest(digest)
-        return self.blobs_dir / digest.algorithm / digest.hex
+        return os.path.join(self._blobs, digest.algorithm, digest.hex)
 
     def has_blob(self, digest: Digest | str) -> bool:
-        return self.blob_path(digest).is_file()
+        return os.path.isfile(self._blob_file(digest))
 
     def blob_size(self, digest: Digest | str) -> int:
-        path = self.blob_path(digest)
+        path = self._blob_file(digest)
         try:
-            return path.stat().st_size
+            return os.stat(path).st_size
         except FileNotFoundError:
-            raise NoSuchBlob(digest, str(self.root)) from None
+            raise NoSuchBlob(digest, self._root) from None
 
     def open_blob(self, digest: Digest | str) -> BinaryIO:
         """The blob's content, opened for reading (the caller closes it)."""
-        path = self.blob_path(digest)
+        path = self._blob_file(digest)
         try:
             return open(path, "rb")  # the caller owns and closes it
         except FileNotFoundError:
-            raise NoSuchBlob(digest, str(self.root)) from None
+            raise NoSuchBlob(digest, self._root) from None
         except OSError as err:
             raise ImageStoreError(f"cannot open blob {path}: {_why(err)}") from None
 
@@ -197,7 +234,7 @@ class ImageStore:
         if verify:
             actual = Digest.of(data, digest.algorithm)
             if actual != digest:
-                raise DigestMismatch(digest, actual, f"blob {self.blob_path(digest)}")
+                raise DigestMismatch(digest, actual, f"blob {self._blob_file(digest)}")
         return data
 
     def put_blob(
@@ -231,14 +268,15 @@ class ImageStore:
                 out.flush()
                 os.fsync(out.fileno())
             except OSError as err:
-                raise ImageStoreError(f"cannot write blob into {self.root}: {_why(err)}") from None
+                raise ImageStoreError(f"cannot write blob into {self._root}: {_why(err)}") from None
             digest = hasher.verify()
-            final = self.blob_path(digest)
+            final = self._blob_file(digest)
+            folder = os.path.dirname(final)
             try:
-                final.parent.mkdir(exist_ok=True)
+                _mkdir(folder)
                 os.rename(partial, final)
                 if sync_dir:
-                    _fsync_dir(final.parent)
+                    _fsync_dir(folder)
             except OSError as err:
                 raise ImageStoreError(f"cannot store blob {final}: {_why(err)}") from None
         return BlobInfo(digest, hasher.size)
@@ -249,24 +287,25 @@ class ImageStore:
         """The temp file of a download of `expected` that a later run can resume (see
         `ResumableBlob`): `offset` bytes are already there. Store it with `commit_blob`;
         close it in any case."""
-        return ResumableBlob.open(self.tmp_dir, _as_digest(expected), expected_size)
+        return ResumableBlob.open(self._tmp, _as_digest(expected), expected_size)
 
     def commit_blob(self, blob: ResumableBlob, *, sync_dir: bool = True) -> BlobInfo:
         """Verify a finished download and move it into the store (DigestMismatch or
         SizeMismatch delete it); `sync_dir` as in `put_blob`."""
         expected = blob.hasher.expected
         assert expected is not None
-        digest = blob.commit(self.blob_path(expected), sync_dir=sync_dir)
+        digest = blob.commit(self._blob_file(expected), sync_dir=sync_dir)
         return BlobInfo(digest, blob.hasher.size)
 
     def sync_blobs(self) -> None:
         """Make the renames of blobs stored with `sync_dir=False` durable."""
         try:
-            for folder in self.blobs_dir.iterdir():
-                if folder.is_dir():
+            for name in os.listdir(self._blobs):
+                folder = os.path.join(self._blobs, name)
+                if os.path.isdir(folder):
                     _fsync_dir(folder)
         except OSError as err:
-            raise ImageStoreError(f"cannot sync {self.blobs_dir}: {_why(err)}") from None
+            raise ImageStoreError(f"cannot sync {self._blobs}: {_why(err)}") from None
 
     def delete_blob(self, digest: Digest | str, *, force: bool = False) -> bool:
         """Delete a blob; False when it was not there. A blob that an image uses is refused
@@ -284,11 +323,12 @@ class ImageStore:
     def blobs(self) -> list[Digest]:
         """Every blob on disk."""
         found: list[Digest] = []
-        for folder in sorted(self.blobs_dir.iterdir()):
-            if not folder.is_dir():
+        for algorithm in sorted(os.listdir(self._blobs)):
+            folder = os.path.join(self._blobs, algorithm)
+            if not os.path.isdir(folder):
                 continue
-            for entry in sorted(folder.iterdir()):
-                text = f"{folder.name}:{entry.name}"
+            for name in sorted(os.listdir(folder)):
+                text = f"{algorithm}:{name}"
                 if is_digest(text):
                     found.append(Digest.parse(text))
         return found
@@ -300,7 +340,7 @@ class ImageStore:
         so running this while other processes write is safe. Resumable downloads
         (`pull-<hex>.partial`, no writer) stay unless a day old or their blob is stored.
         """
-        return _cleanup_partial(self.tmp_dir, self.blobs_dir)
+        return [_path(path) for path in _cleanup_partial(self._tmp, self._blobs)]
 
     # --- images ----------------------------------------------------------------------------
 
@@ -342,7 +382,7 @@ class ImageStore:
         with self._write() as txn:
             for blob in blobs:
                 if not self.has_blob(blob):
-                    raise NoSuchBlob(blob, str(self.root))
+                    raise NoSuchBlob(blob, self._root)
             _insert_image(
                 txn.conn,
                 manifest_digest,
@@ -418,6 +458,8 @@ class ImageStore:
 
     def images(self) -> list[ImageRecord]:
         """Every image, newest first (by config `created`, then by when it was added)."""
+        from datetime import datetime
+
         with self._read() as conn:
             records = _all_records(conn)
         epoch = datetime.fromtimestamp(0).astimezone()
@@ -456,11 +498,13 @@ class ImageStore:
     # --- internals: database ---------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        return _open_db(self.db_path, self.timeout)
+        if _create_db(self._db_file, self._tmp):
+            self._root_unsynced = True
+        return _open_db(self._db_file, self.timeout)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise ImageStoreError(f"image store {self.root} is closed")
+            raise ImageStoreError(f"image store {self._root} is closed")
         return self._conn
 
     @contextlib.contextmanager
@@ -471,12 +515,12 @@ class ImageStore:
             try:
                 conn.execute("BEGIN")
             except sqlite3.Error as err:
-                raise ImageStoreError(f"image database {self.db_path}: {err}") from None
+                raise ImageStoreError(f"image database {self._db_file}: {err}") from None
             try:
                 yield conn
             except sqlite3.Error as err:
                 conn.execute("ROLLBACK")
-                raise ImageStoreError(f"image database {self.db_path}: {err}") from None
+                raise ImageStoreError(f"image database {self._db_file}: {err}") from None
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -490,7 +534,7 @@ class ImageStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as err:
-                raise ImageStoreError(f"image database {self.db_path}: {err}") from None
+                raise ImageStoreError(f"image database {self._db_file}: {err}") from None
             txn = _Txn(conn)
             try:
                 yield txn
@@ -501,49 +545,68 @@ class ImageStore:
                 conn.execute("COMMIT")
             except sqlite3.Error as err:
                 _rollback(conn)
-                raise ImageStoreError(f"image database {self.db_path}: {err}") from None
+                raise ImageStoreError(f"image database {self._db_file}: {err}") from None
             except BaseException:
                 _rollback(conn)
                 raise
 
     def _write_index_json(self, conn: sqlite3.Connection) -> None:
-        self._atomic_write(self.index_path, canonical_json(_index_document(conn)))
+        self._atomic_write(self._index_file, canonical_json(_index_document(conn)))
 
     def _sync_index_json(self) -> None:
         """Rewrite index.json when it is missing or lags the database (a crash between the
-        rename and the commit of a transaction)."""
+        rename and the commit of a transaction), then make what opening created durable.
+
+        The rewrite describes the database as it is, under its write lock, with the same
+        generation: nothing changes in the database, so there is nothing to commit (a
+        crash halfway leaves index.json old or new, both matching the database).
+        """
         try:
-            on_disk = json.loads(self.index_path.read_bytes())["annotations"][GENERATION_ANNOTATION]
+            on_disk = json.loads(_read(self._index_file))["annotations"][GENERATION_ANNOTATION]
         except (OSError, ValueError, KeyError, TypeError):
             on_disk = None
         with self._read() as conn:
             current = str(_generation(conn))
         if on_disk != current:
-            with self._write():
-                pass
+            with self._lock:
+                conn = self._db()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as err:
+                    raise ImageStoreError(f"image database {self._db_file}: {err}") from None
+                try:
+                    self._write_index_json(conn)  # (fsyncs root)
+                    conn.execute("COMMIT")
+                except sqlite3.Error as err:
+                    _rollback(conn)
+                    raise ImageStoreError(f"image database {self._db_file}: {err}") from None
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            self._root_unsynced = False
+        if self._root_unsynced:
+            try:
+                _fsync_dir(self._root)
+            except OSError as err:
+                raise ImageStoreError(f"cannot sync {self._root}: {_why(err)}") from None
+            self._root_unsynced = False
 
     # --- internals: files ------------------------------------------------------------------
 
     def _ensure_layout_file(self) -> None:
-        path = self.root / "oci-layout"
-        try:
-            document = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            self._atomic_write(path, canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
-            return
-        except (OSError, ValueError) as err:
-            raise ImageStoreError(f"cannot read {path}: {err}") from None
-        version = document.get("imageLayoutVersion") if isinstance(document, dict) else None
-        if version != LAYOUT_VERSION:
-            raise ImageStoreError(f"{path}: unsupported imageLayoutVersion {version!r}")
+        path = _join(self._root, "oci-layout")
+        if not _check_layout(path):
+            data = canonical_json({"imageLayoutVersion": LAYOUT_VERSION})
+            self._atomic_write(path, data, sync_dir=False)  # root is fsynced by the open
+            self._root_unsynced = True
 
     @contextlib.contextmanager
-    def _partial(self, kind: str) -> Iterator[tuple[BinaryIO, Path]]:
+    def _partial(self, kind: str) -> Iterator[tuple[BinaryIO, str]]:
         """A new locked temp file in tmp/, removed unless the body renamed it away."""
-        with _partial_file(self.tmp_dir, kind) as opened:
+        with _partial_file(self._tmp, kind) as opened:
             yield opened
 
-    def _atomic_write(self, path: Path, data: bytes) -> None:
+    def _atomic_write(self, path: str, data: bytes, *, sync_dir: bool = True) -> None:
         with self._partial("file") as (out, partial):
             try:
                 out.write(data)
@@ -551,14 +614,15 @@ class ImageStore:
                 os.fsync(out.fileno())
                 os.chmod(partial, 0o644)
                 os.rename(partial, path)
-                _fsync_dir(path.parent)
+                if sync_dir:
+                    _fsync_dir(os.path.dirname(path) or ".")
             except OSError as err:
                 raise ImageStoreError(f"cannot write {path}: {_why(err)}") from None
 
     def _unlink_blob(self, digest: Digest) -> bool:
-        path = self.blob_path(digest)
+        path = self._blob_file(digest)
         try:
-            path.unlink()
+            os.unlink(path)
         except FileNotFoundError:
             return False
         except OSError as err:
@@ -567,6 +631,42 @@ class ImageStore:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _normpath(path: str | os.PathLike[str]) -> str:
+    """`str(Path(path))` without pathlib: no empty or "." parts, no trailing slash, ".."
+    kept, and "//" at the start kept as pathlib keeps it."""
+    text = os.fspath(path)
+    if text.startswith("//") and not text.startswith("///"):
+        root = "//"
+    else:
+        root = "/" if text.startswith("/") else ""
+    return root + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
+
+
+def _join(folder: str, name: str) -> str:
+    """`str(Path(folder) / name)` for a `_normpath` folder and a plain name."""
+    return name if folder == "." else os.path.join(folder, name)
+
+
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _mkdir(folder: str) -> None:
+    """`Path(folder).mkdir(exist_ok=True)`."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        if not os.path.isdir(folder):
+            raise
 
 
 def _as_digest(value: Digest | str) -> Digest:

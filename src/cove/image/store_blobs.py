@@ -15,14 +15,16 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import BinaryIO
 
 from cove.errors import DigestMismatch, ImageStoreError, SizeMismatch
 from cove.image.digest import CHUNK, Digest, Hasher
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+    from typing import BinaryIO
 
 _PARTIAL_RE = re.compile(r"(?:blob|file)-(\d+)-[0-9a-f]+\.partial")
 #: a resumable download: `pull-<hex of the expected digest>.partial`
@@ -30,13 +32,15 @@ _RESUMABLE_RE = re.compile(r"pull-([0-9a-f]{64}|[0-9a-f]{128})\.partial")
 #: resumable downloads older than this (seconds since their last write) are removed
 RESUMABLE_MAX_AGE = 24 * 3600
 _ALGORITHM_BY_HEX_LENGTH = {64: "sha256", 128: "sha512"}
+#: the OCI image layout version the store writes and accepts
+LAYOUT_VERSION = "1.0.0"
 
 
 @contextlib.contextmanager
-def _partial_file(tmp_dir: Path, kind: str) -> Iterator[tuple[BinaryIO, Path]]:
+def _partial_file(tmp_dir: str | os.PathLike[str], kind: str) -> Iterator[tuple[BinaryIO, str]]:
     """A new temp file in `tmp_dir`, locked by its writer (us), removed unless the body
     renamed it away."""
-    path = tmp_dir / f"{kind}-{os.getpid()}-{secrets.token_hex(8)}.partial"
+    path = os.path.join(tmp_dir, f"{kind}-{os.getpid()}-{_token()}.partial")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     except OSError as err:
@@ -47,28 +51,31 @@ def _partial_file(tmp_dir: Path, kind: str) -> Iterator[tuple[BinaryIO, Path]]:
         yield out, path
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)
         raise
     finally:
         out.close()
 
 
-def _cleanup_partial(tmp_dir: Path, blobs_dir: Path | None = None) -> list[Path]:
+def _cleanup_partial(
+    tmp_dir: str | os.PathLike[str], blobs_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
     """Removes the temp files in `tmp_dir` whose writer died; returns them. Resumable
     downloads (`pull-<hex>.partial`) not being written stay, unless older than a day or
     their blob is already in `blobs_dir`."""
-    removed: list[Path] = []
+    removed: list[str] = []
     try:
-        entries = list(tmp_dir.iterdir())
+        names = os.listdir(tmp_dir)
     except FileNotFoundError:
         return removed
-    for path in entries:
-        resumable = _RESUMABLE_RE.fullmatch(path.name)
+    for name in names:
+        path = os.path.join(tmp_dir, name)
+        resumable = _RESUMABLE_RE.fullmatch(name)
         if resumable is not None:
             if _stale_resumable(path, resumable.group(1), blobs_dir):
                 removed.append(path)
             continue
-        match = _PARTIAL_RE.fullmatch(path.name)
+        match = _PARTIAL_RE.fullmatch(name)
         if match is None:
             continue
         try:
@@ -83,14 +90,14 @@ def _cleanup_partial(tmp_dir: Path, blobs_dir: Path | None = None) -> list[Path]
             if _pid_alive(int(match.group(1))):
                 continue  # just created and not locked yet, or the pid was reused
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(path)
                 removed.append(path)
         finally:
             os.close(fd)
     return removed
 
 
-def _stale_resumable(path: Path, hex_digest: str, blobs_dir: Path | None) -> bool:
+def _stale_resumable(path: str, hex_digest: str, blobs_dir: str | os.PathLike[str] | None) -> bool:
     """Removes a resumable download nobody writes when it is old or its blob is stored."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -104,17 +111,71 @@ def _stale_resumable(path: Path, hex_digest: str, blobs_dir: Path | None) -> boo
         stored = False
         if blobs_dir is not None:
             algorithm = _ALGORITHM_BY_HEX_LENGTH[len(hex_digest)]
-            stored = (blobs_dir / algorithm / hex_digest).is_file()
+            stored = os.path.isfile(os.path.join(blobs_dir, algorithm, hex_digest))
         old = time.time() - os.fstat(fd).st_mtime > RESUMABLE_MAX_AGE
         if not (stored or old):
             return False
         try:
-            path.unlink()
+            os.unlink(path)
         except FileNotFoundError:
             return False
         return True
     finally:
         os.close(fd)
+
+
+class BlobFolder:
+    """The blob files of an image store at `root` without its database: `blobs/<alg>/<hex>`
+    and the resumable downloads in `tmp/`, as `ImageStore` lays them out. What a download
+    needs (`has_blob`, `resumable_blob`, `commit_blob`), usable before the store is open:
+    `cove pull` downloads while the store's module is imported and its database opened.
+    The folders are created if missing. Paths are strings (no pathlib on the way to the
+    first blob request)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+        self.blobs_dir = os.path.join(self.root, "blobs")
+        self.tmp_dir = os.path.join(self.root, "tmp")
+        _check_layout(os.path.join(self.root, "oci-layout"))
+        try:
+            for folder in (os.path.join(self.blobs_dir, "sha256"), self.tmp_dir):
+                os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise ImageStoreError(f"cannot create image store {self.root}: {_why(err)}") from None
+
+    def blob_path(self, digest: Digest) -> str:
+        return os.path.join(self.blobs_dir, digest.algorithm, digest.hex)
+
+    def has_blob(self, digest: Digest) -> bool:
+        return os.path.isfile(self.blob_path(digest))
+
+    def resumable_blob(
+        self, expected: Digest, *, expected_size: int | None = None
+    ) -> ResumableBlob:
+        return ResumableBlob.open(self.tmp_dir, expected, expected_size)
+
+    def commit_blob(self, blob: ResumableBlob, *, sync_dir: bool = True) -> Digest:
+        expected = blob.hasher.expected
+        assert expected is not None
+        return blob.commit(self.blob_path(expected), sync_dir=sync_dir)
+
+
+def _check_layout(path: str) -> bool:
+    """Whether the store's oci-layout file at `path` is there: ImageStoreError when it is
+    unreadable or of another version (a missing one is for `ImageStore` to write)."""
+    import json
+
+    try:
+        with open(path, "rb") as file:
+            document = json.loads(file.read())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as err:
+        raise ImageStoreError(f"cannot read {path}: {err}") from None
+    version = document.get("imageLayoutVersion") if isinstance(document, dict) else None
+    if version != LAYOUT_VERSION:
+        raise ImageStoreError(f"{path}: unsupported imageLayoutVersion {version!r}")
+    return True
 
 
 class ResumableBlob:
@@ -130,9 +191,15 @@ class ResumableBlob:
     """
 
     def __init__(
-        self, path: Path, fd: int, hasher: Hasher, *, resumable: bool, resumed: int
+        self,
+        path: str | os.PathLike[str],
+        fd: int,
+        hasher: Hasher,
+        *,
+        resumable: bool,
+        resumed: int,
     ) -> None:
-        self.path = path
+        self._path = os.fspath(path)
         self.hasher = hasher
         self.resumable = resumable
         #: bytes found from an earlier attempt when opened
@@ -140,11 +207,18 @@ class ResumableBlob:
         self._fd = fd
         self._done = False
 
+    @property
+    def path(self) -> Path:
+        """The temp file (kept as a string inside: see `BlobFolder`)."""
+        from pathlib import Path
+
+        return Path(self._path)
+
     @classmethod
     def open(
-        cls, tmp_dir: Path, expected: Digest, expected_size: int | None = None
+        cls, tmp_dir: str | os.PathLike[str], expected: Digest, expected_size: int | None = None
     ) -> ResumableBlob:
-        path = tmp_dir / f"pull-{expected.hex}.partial"
+        path = os.path.join(tmp_dir, f"pull-{expected.hex}.partial")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o444)
         except OSError as err:
@@ -183,8 +257,10 @@ class ResumableBlob:
         return cls(path, fd, hasher, resumable=True, resumed=size)
 
     @classmethod
-    def _private(cls, tmp_dir: Path, expected: Digest, expected_size: int | None) -> ResumableBlob:
-        path = tmp_dir / f"blob-{os.getpid()}-{secrets.token_hex(8)}.partial"
+    def _private(
+        cls, tmp_dir: str | os.PathLike[str], expected: Digest, expected_size: int | None
+    ) -> ResumableBlob:
+        path = os.path.join(tmp_dir, f"blob-{os.getpid()}-{_token()}.partial")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         except OSError as err:
@@ -207,7 +283,7 @@ class ResumableBlob:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as err:
-            raise ImageStoreError(f"cannot write {self.path}: {_why(err)}") from None
+            raise ImageStoreError(f"cannot write {self._path}: {_why(err)}") from None
 
     def restart(self) -> None:
         """Throw away what the file holds: the download starts over."""
@@ -215,27 +291,32 @@ class ResumableBlob:
             os.ftruncate(self._fd, 0)
             os.lseek(self._fd, 0, os.SEEK_SET)
         except OSError as err:
-            raise ImageStoreError(f"cannot truncate {self.path}: {_why(err)}") from None
+            raise ImageStoreError(f"cannot truncate {self._path}: {_why(err)}") from None
         self.hasher = Hasher(expected=self.hasher.expected, expected_size=self.hasher.expected_size)
         self.resumed = 0
 
-    def commit(self, final: Path, *, sync_dir: bool = True) -> Digest:
+    def commit(self, final: str | os.PathLike[str], *, sync_dir: bool = True) -> Digest:
         """fsync, verify, rename to `final` (fsync of its folder unless `sync_dir` is
         False: the caller syncs it later). A mismatch deletes the file and raises."""
         try:
             os.fsync(self._fd)
         except OSError as err:
-            raise ImageStoreError(f"cannot write {self.path}: {_why(err)}") from None
+            raise ImageStoreError(f"cannot write {self._path}: {_why(err)}") from None
         try:
             digest = self.hasher.verify()
         except (DigestMismatch, SizeMismatch):
             self.discard()
             raise
+        folder = os.path.dirname(os.fspath(final))
         try:
-            final.parent.mkdir(exist_ok=True)
-            os.rename(self.path, final)
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                if not os.path.isdir(folder):
+                    raise
+            os.rename(self._path, final)
             if sync_dir:
-                _fsync_dir(final.parent)
+                _fsync_dir(folder)
         except OSError as err:
             raise ImageStoreError(f"cannot store blob {final}: {_why(err)}") from None
         self._done = True
@@ -245,7 +326,7 @@ class ResumableBlob:
         """Delete the file (its content is wrong)."""
         if not self._done:
             with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+                os.unlink(self._path)
             self._done = True
 
     def close(self) -> None:
@@ -293,7 +374,13 @@ def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
     yield from data
 
 
-def _fsync_dir(path: Path) -> None:
+def _token() -> str:
+    """16 random hex digits for a temp file's name (`secrets.token_hex(8)`, without
+    importing `secrets` and `random`)."""
+    return os.urandom(8).hex()
+
+
+def _fsync_dir(path: str | os.PathLike[str]) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -310,7 +397,8 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         pass
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat") as file:
+            stat = file.read()
     except OSError:
         return True
     # The state follows the command name, which is in parentheses and may contain spaces.

@@ -12,12 +12,10 @@ ended explicitly by the store.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 from cove.errors import ImageStoreError, NoSuchImage
 from cove.image.digest import Digest
@@ -29,7 +27,14 @@ from cove.image.manifest import (
     Platform,
     parse_time,
 )
+from cove.image.records import FrozenRecord, Record
 from cove.image.reference import Reference, parse_reference
+from cove.image.store_blobs import _partial_file, _why
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
 
 SCHEMA_VERSION = "1"
 GENERATION_ANNOTATION = "cove.index.generation"
@@ -74,8 +79,7 @@ _IMAGE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class ImageRecord:
+class ImageRecord(FrozenRecord):
     """One image in the store, keyed by its manifest digest.
 
     `id` is the config digest (docker's image id); `size` counts the manifest, config and
@@ -83,6 +87,30 @@ class ImageRecord:
     `index_digest` is the index/manifest list the image was pulled through, if any.
     """
 
+    __slots__ = (
+        "added",
+        "created",
+        "id",
+        "index_digest",
+        "manifest_digest",
+        "manifest_media_type",
+        "manifest_size",
+        "names",
+        "platform",
+        "size",
+    )
+    _field_order = (
+        "id",
+        "manifest_digest",
+        "manifest_media_type",
+        "manifest_size",
+        "index_digest",
+        "names",
+        "created",
+        "size",
+        "platform",
+        "added",
+    )
     id: Digest
     manifest_digest: Digest
     manifest_media_type: str
@@ -93,6 +121,32 @@ class ImageRecord:
     size: int
     platform: Platform
     added: float
+
+    def __init__(
+        self,
+        id: Digest,
+        manifest_digest: Digest,
+        manifest_media_type: str,
+        manifest_size: int,
+        index_digest: Digest | None,
+        names: tuple[Reference, ...],
+        created: str,
+        size: int,
+        platform: Platform,
+        added: float,
+    ) -> None:
+        self._init(
+            id,
+            manifest_digest,
+            manifest_media_type,
+            manifest_size,
+            index_digest,
+            names,
+            created,
+            size,
+            platform,
+            added,
+        )
 
     @property
     def short_id(self) -> str:
@@ -116,26 +170,87 @@ class ImageRecord:
         return list(seen)
 
 
-@dataclass(frozen=True)
-class Removal:
+class Removal(FrozenRecord):
     """What `remove` did: the image, the names it lost, the blobs deleted from disk."""
 
+    __slots__ = ("deleted", "image", "untagged")
+    _field_order = ("image", "untagged", "deleted")
     image: ImageRecord
     untagged: tuple[Reference, ...]
     deleted: tuple[Digest, ...]
 
+    def __init__(
+        self, image: ImageRecord, untagged: tuple[Reference, ...], deleted: tuple[Digest, ...]
+    ) -> None:
+        self._init(image, untagged, deleted)
 
-@dataclass
-class _Txn:
-    conn: sqlite3.Connection
-    # Run after index.json has been rewritten and before COMMIT.
-    before_commit: list[Callable[[], None]] = field(default_factory=list)
+
+class _Txn(Record):
+    __slots__ = ("before_commit", "conn")
+    _field_order = ("conn", "before_commit")
+
+    def __init__(
+        self, conn: sqlite3.Connection, before_commit: list[Callable[[], None]] | None = None
+    ) -> None:
+        self.conn = conn
+        # Run after index.json has been rewritten and before COMMIT.
+        self.before_commit: list[Callable[[], None]] = (
+            [] if before_commit is None else before_commit
+        )
 
 
 # --- opening -------------------------------------------------------------------------------
 
 
-def _open_db(db_path: Path, timeout: float) -> sqlite3.Connection:
+def _create_db(db_path: str | os.PathLike[str], tmp_dir: str | os.PathLike[str]) -> bool:
+    """Create the database at `db_path` when there is none: schema, generation 0, WAL mode.
+
+    It is built as a temp file in `tmp_dir` without syncs, fsynced once, and linked into
+    place (which fails if another process got there first: False). Creating it in place
+    costs about seven syncs (the switch to WAL goes through a rollback journal, then the
+    first commit), and a crash could leave a half-made database; a leftover temp file is
+    removed as any other. The caller fsyncs `db_path`'s folder.
+    """
+    if os.path.exists(db_path):
+        return False
+    try:
+        with _partial_file(tmp_dir, "file") as (out, partial):
+            try:
+                os.fchmod(out.fileno(), 0o644)
+                conn = sqlite3.connect(partial, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode = OFF")
+                    conn.execute("PRAGMA synchronous = OFF")
+                    conn.execute("BEGIN")
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema', ?), ('generation', '0')",
+                        (SCHEMA_VERSION,),
+                    )
+                    conn.execute("COMMIT")
+                    conn.execute("PRAGMA journal_mode = WAL")
+                finally:
+                    conn.close()
+                os.fsync(out.fileno())
+                try:
+                    os.link(partial, db_path)
+                except FileExistsError:
+                    return False  # another process made it meanwhile
+                except OSError as err:
+                    if err.errno != errno.EXDEV:
+                        raise
+                    return False  # tmp_dir elsewhere: `_open_db` creates it in place
+                return True
+            finally:
+                os.unlink(partial)
+    except sqlite3.Error as err:
+        raise ImageStoreError(f"cannot create image database {db_path}: {err}") from None
+    except OSError as err:
+        raise ImageStoreError(f"cannot create image database {db_path}: {_why(err)}") from None
+
+
+def _open_db(db_path: str | os.PathLike[str], timeout: float) -> sqlite3.Connection:
     """A connection to the database at `db_path`, schema created (or checked)."""
     try:
         conn = sqlite3.connect(

@@ -172,4 +172,7 @@ def test_copy_snapshotter_gives_the_same_tree(tmp_path: Path, layers: list[Path]
 
 def test_choose_snapshotter_picks_overlay_here(tmp_path: Path) -> None:
     assert isinstance(choose_snapshotter(tmp_path / "root"), OverlaySnapshotter)
-    assert os.listdir(tmp_path / "root") == []
+    # the probe leaves nothing but the answer, which later calls read instead of probing
+    assert os.listdir(tmp_path / "root") == ["snapshotter"]
+    (tmp_path / "root" / "snapshotter").write_text("copy\n")
+    assert isinstance(choose_snapshotter(tmp_path / "root"), CopySnapshotter)

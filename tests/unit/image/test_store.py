@@ -646,3 +646,17 @@ def test_two_processes_tagging_at_once(tmp_path: Path) -> None:
         # The shared layer survives the removal of one of the two images.
         store.remove("alpha:0")
         assert store.has_blob(Digest.of(b"a base layer both images share"))
+
+
+def test_a_new_database_is_built_aside_and_linked_into_place(tmp_path: Path) -> None:
+    from cove.image.store_index import _create_db
+
+    root = tmp_path / "images"
+    with ImageStore(root) as store:
+        assert list(store.tmp_dir.iterdir()) == []
+        assert db_generation(store) == index_json(store)["annotations"][GENERATION_ANNOTATION]
+    assert not _create_db(root / "images.db", root / "tmp")  # there already: left alone
+    assert list((root / "tmp").iterdir()) == []
+    with sqlite3.connect(root / "images.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)

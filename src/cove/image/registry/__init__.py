@@ -9,9 +9,10 @@ to in plain HTTP unless `tls_verify=False` says otherwise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cove.image.registry.auth import Credentials, CredentialStore
     from cove.image.registry.client import RegistryClient
     from cove.image.registry.progress import ProgressEvent, ProgressPrinter

@@ -21,19 +21,18 @@ every member cove does not know (credHelpers, proxies, ...).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from cove.errors import CredentialsError, RegistryError, RegistryUnauthorized
+from cove.image.records import FrozenRecord, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -46,13 +45,17 @@ TOKEN_MARGIN = 10
 # --- challenges ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(FrozenRecord):
     """One challenge of a WWW-Authenticate header: scheme (lower-case) and parameters
     (keys lower-case)."""
 
+    __slots__ = ("params", "scheme")
+    _field_order = ("scheme", "params")
     scheme: str
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str]
+
+    def __init__(self, scheme: str, params: dict[str, str] | None = None) -> None:
+        self._init(scheme, {} if params is None else params)
 
     @property
     def realm(self) -> str:
@@ -130,22 +133,31 @@ def _parse_one_header(text: str) -> list[Challenge]:
 # --- credentials ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(FrozenRecord):
+    __slots__ = ("password", "username")
+    _field_order = ("username", "password")
     username: str
     password: str
 
+    def __init__(self, username: str, password: str) -> None:
+        self._init(username, password)
+
     def basic(self) -> str:
+        import base64
+
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def config_dir() -> Path:
     """`$DOCKER_CONFIG`, else `~/.docker` (as the docker CLI)."""
-    env = os.environ.get("DOCKER_CONFIG")
-    if env:
-        return Path(env)
-    return Path(os.path.expanduser("~")) / ".docker"
+    from pathlib import Path
+
+    return Path(_config_dir())
+
+
+def _config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
 
 
 def config_key(registry: str) -> str:
@@ -164,18 +176,33 @@ class CredentialStore:
     """The `auths` section of a Docker-compatible config.json."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else config_dir() / "config.json"
+        self.path = path if path is not None else os.path.join(_config_dir(), "config.json")
         self._lock = threading.Lock()
+
+    # `path` is a Path; kept as a string until asked for, so that a pull, which only reads
+    # the file, does without pathlib until the image store loads it.
+    @property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._path)
+
+    @path.setter
+    def path(self, value: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(value)
 
     def _load(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with open(self._path, encoding="utf-8") as file:
+                text = file.read()
         except FileNotFoundError:
             return {}
         except OSError as err:
             raise CredentialsError(f"cannot read {self.path}: {err.strerror}") from None
         if not text.strip():
             return {}
+        import json
+
         try:
             document = json.loads(text)
         except ValueError as err:
@@ -200,10 +227,12 @@ class CredentialStore:
                     break
         if not isinstance(entry, dict):
             return None
-        return _decode_entry(entry, self.path)
+        return _decode_entry(entry, self)
 
     def set(self, registry: str, credentials: Credentials) -> None:
         """Store credentials for `registry` (atomic write, mode 0600)."""
+        import base64
+
         with self._lock:
             document = self._load()
             auths = document.get("auths")
@@ -235,6 +264,8 @@ class CredentialStore:
             return True
 
     def _write(self, document: dict[str, Any]) -> None:
+        import json
+
         data = (json.dumps(document, indent="\t") + "\n").encode()
         folder = self.path.parent
         tmp = folder / f".{self.path.name}.{os.getpid()}.tmp"
@@ -249,21 +280,28 @@ class CredentialStore:
                 os.close(fd)
             os.rename(tmp, self.path)
         except OSError as err:
-            with contextlib.suppress(OSError):
+            try:
                 tmp.unlink()
+            except OSError:
+                pass
             raise CredentialsError(f"cannot write {self.path}: {err.strerror}") from None
 
 
-def _decode_entry(entry: dict[str, Any], path: Path) -> Credentials | None:
+def _decode_entry(entry: dict[str, Any], where: CredentialStore) -> Credentials | None:
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
+        import base64
+        import binascii
+
         try:
             text = base64.b64decode(auth, validate=False).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise CredentialsError(f"{path}: an auths entry is not base64(user:password)") from None
+            raise CredentialsError(
+                f"{where.path}: an auths entry is not base64(user:password)"
+            ) from None
         user, sep, password = text.partition(":")
         if not sep:
-            raise CredentialsError(f"{path}: an auths entry is not base64(user:password)")
+            raise CredentialsError(f"{where.path}: an auths entry is not base64(user:password)")
         return Credentials(user, password)
     name, secret = entry.get("username"), entry.get("password")
     if isinstance(name, str) and isinstance(secret, str) and name:
@@ -277,10 +315,13 @@ def _decode_entry(entry: dict[str, Any], path: Path) -> Credentials | None:
 Fetch = Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes]]
 
 
-@dataclass
-class _Token:
-    value: str
-    expires: float
+class _Token(Record):
+    __slots__ = ("expires", "value")
+    _field_order = ("value", "expires")
+
+    def __init__(self, value: str, expires: float) -> None:
+        self.value = value
+        self.expires = expires
 
 
 class Authenticator:
@@ -389,6 +430,8 @@ class Authenticator:
             raise RegistryError(
                 f"registry {self.registry}: token server {realm} answered {status}", status
             )
+        import json
+
         try:
             document = json.loads(body)
         except ValueError:

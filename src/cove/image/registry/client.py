@@ -17,14 +17,8 @@ client.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress  # (loaded anyway: urllib.parse imports it)
-import json
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import quote, urljoin, urlsplit
 
 from cove.errors import (
     RegistryError,
@@ -33,7 +27,7 @@ from cove.errors import (
     RegistryUnreachable,
 )
 from cove.image.digest import Digest
-from cove.image.manifest import ACCEPT
+from cove.image.media_types import ACCEPT
 from cove.image.registry.auth import Authenticator, Credentials, CredentialStore
 from cove.image.registry.transport import (
     Connection,
@@ -44,8 +38,13 @@ from cove.image.registry.transport import (
     split_netloc,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import BinaryIO
+
+    Body = bytes | Callable[[], BinaryIO | Iterable[bytes]]
 
 USER_AGENT = "cove/0.1.0"
 DOCKER_HUB_HOST = "registry-1.docker.io"
@@ -55,8 +54,6 @@ READ_CHUNK = 1 << 16
 #: how much of an error body we read to explain a failure
 ERROR_BODY_LIMIT = 1 << 16
 
-Body = bytes | Callable[[], BinaryIO | Iterable[bytes]]
-
 _TRANSIENT = (Disconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
@@ -65,10 +62,27 @@ def is_loopback(registry: str) -> bool:
     host = _host_of(registry)
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    if ":" not in host:  # no IPv6 address: a dotted quad, as ipaddress reads one, or a name
+        octets = host.split(".")
+        if len(octets) != 4 or not all(_is_octet(octet) for octet in octets):
+            return False
+        return octets[0] == "127"
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_octet(text: str) -> bool:
+    """A decimal 0-255 without leading zeros (ipaddress refuses those)."""
+    return (
+        0 < len(text) <= 3
+        and all(c in "0123456789" for c in text)
+        and (text == "0" or text[0] != "0")
+        and int(text) <= 255
+    )
 
 
 def _host_of(netloc: str) -> str:
@@ -201,17 +215,19 @@ class RegistryClient:
         body: Body | None = None,
         ok: Iterable[int] = (200,),
         what: str = "",
+        sent: Callable[[], None] | None = None,
     ) -> Response:
         """Send a request (path relative to the registry, or an absolute URL from a
-        Location header) with authentication; raise for a status not in `ok`."""
+        Location header) with authentication; raise for a status not in `ok`. `sent()` is
+        called each time a request is out (again after a 401 or a redirect)."""
         scope_list = list(scopes)
-        url = urljoin(self.base_url + "/", path)
+        url = _urljoin(self.base_url + "/", path)
         for attempt in range(2):
             request_headers = dict(headers or {})
             authorization = self.auth.header(scope_list)
             if authorization is not None:
                 request_headers["Authorization"] = authorization
-            response = self._send_following(method, url, request_headers, body)
+            response = self._send_following(method, url, request_headers, body, sent)
             if response.status != 401 or attempt == 1:
                 break
             challenges = response.headers.get_all("WWW-Authenticate") or []
@@ -248,22 +264,30 @@ class RegistryClient:
     # --- the distribution API --------------------------------------------------------------
 
     def get_manifest(
-        self, repository: str, reference: str, accept: Iterable[str] = ACCEPT
+        self,
+        repository: str,
+        reference: str,
+        accept: Iterable[str] = ACCEPT,
+        sent: Callable[[], None] | None = None,
     ) -> tuple[bytes, str, Digest | None]:
-        """A manifest or index by tag or digest: (bytes, media type, Docker-Content-Digest)."""
+        """A manifest or index by tag or digest: (bytes, media type, Docker-Content-Digest).
+        `sent` as for `request`."""
         response = self.request(
             "GET",
-            f"/v2/{repository}/manifests/{quote(reference, safe=':')}",
+            f"/v2/{repository}/manifests/{_quote(reference)}",
             scopes=[_scope(repository, "pull")],
             headers={"Accept": ", ".join(accept)},
             what=f"manifest {self.registry}/{repository}:{reference}",
+            sent=sent,
         )
         data = response.body()
         media_type = response.header("Content-Type").split(";", 1)[0].strip()
         header = response.header("Docker-Content-Digest")
         digest: Digest | None = None
-        with contextlib.suppress(Exception):
+        try:  # (not contextlib.suppress: a pull loads contextlib only later)
             digest = Digest.parse(header) if header else None
+        except Exception:
+            pass
         return data, media_type, digest
 
     def blob_exists(
@@ -283,9 +307,15 @@ class RegistryClient:
         length = response.header("Content-Length")
         return int(length) if length.isdigit() else -1
 
-    def open_blob(self, repository: str, digest: Digest, offset: int = 0) -> Response:
+    def open_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        offset: int = 0,
+        sent: Callable[[], None] | None = None,
+    ) -> Response:
         """GET a blob from `offset` (a Range request): status 206 when the registry honoured
-        the range, 200 when it sends the whole blob again."""
+        the range, 200 when it sends the whole blob again. `sent` as for `request`."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         return self.request(
             "GET",
@@ -294,80 +324,94 @@ class RegistryClient:
             headers=headers,
             ok=(200, 206),
             what=f"blob {digest} from {self.registry}/{repository}",
+            sent=sent,
         )
 
     # --- transport -------------------------------------------------------------------------
 
     def _send_following(
-        self, method: str, url: str, headers: dict[str, str], body: Body | None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Body | None,
+        sent: Callable[[], None] | None = None,
     ) -> Response:
-        origin = urlsplit(url).netloc
+        origin = _urlsplit(url)[1]
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._send(method, url, headers, body)
+            response = self._send(method, url, headers, body, sent)
             if method not in ("GET", "HEAD") or response.status not in (301, 302, 303, 307, 308):
                 return response
             location = response.header("Location")
             response.body(ERROR_BODY_LIMIT)
             if not location:
                 return response
-            url = urljoin(url, location)
-            if urlsplit(url).netloc != origin:
+            url = _urljoin(url, location)
+            if _urlsplit(url)[1] != origin:
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         raise RegistryError(f"registry {self.registry}: too many redirects for {method} {url}")
 
-    def _send(self, method: str, url: str, headers: dict[str, str], body: Body | None) -> Response:
-        parts = urlsplit(url)
-        scheme = parts.scheme
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Body | None,
+        sent: Callable[[], None] | None = None,
+    ) -> Response:
+        scheme, netloc, path, query = _urlsplit(url)
+        target = path or "/"
+        if query:
+            target += "?" + query
         all_headers = {"User-Agent": self.user_agent, **headers}
         for attempt in range(2):
-            conn, reused = self._connection(scheme, parts.netloc)
+            conn, reused = self._connection(scheme, netloc)
             payload: bytes | BinaryIO | Iterable[bytes] | None
             payload = body() if callable(body) else body
             if payload is None and method in ("PUT", "POST", "PATCH"):
                 all_headers.setdefault("Content-Length", "0")
             try:
-                raw = conn.request(method, target, all_headers, payload)
+                raw = conn.request(method, target, all_headers, payload, sent)
             except _TRANSIENT as err:
-                self._drop(scheme, parts.netloc)
+                self._drop(scheme, netloc)
                 if reused and attempt == 0:
                     continue  # a kept-alive connection the server had closed meanwhile
                 raise RegistryUnreachable(
-                    f"registry {self.registry}: connection to {parts.netloc} lost: {err}"
+                    f"registry {self.registry}: connection to {netloc} lost: {err}"
                 ) from None
             except ProtocolError as err:
-                self._drop(scheme, parts.netloc)
+                self._drop(scheme, netloc)
                 raise RegistryUnreachable(
-                    f"registry {self.registry}: bad response from {parts.netloc}: {err}"
+                    f"registry {self.registry}: bad response from {netloc}: {err}"
                 ) from None
             except OSError as err:
-                self._drop(scheme, parts.netloc)
+                self._drop(scheme, netloc)
                 ssl_module = sys.modules.get("ssl")
                 if ssl_module is not None and isinstance(err, ssl_module.SSLError):
                     if (
                         self._http_fallback
                         and scheme == "https"
-                        and parts.netloc == self.host
+                        and netloc == self.host
                         and "WRONG_VERSION_NUMBER" in str(err).upper()
                     ):
                         self.scheme = "http"
                         url = url.replace("https://", "http://", 1)
-                        return self._send(method, url, headers, body)
+                        return self._send(method, url, headers, body, sent)
                     raise RegistryUnreachable(
-                        f"registry {self.registry}: TLS failure talking to {parts.netloc}: {err}"
+                        f"registry {self.registry}: TLS failure talking to {netloc}: {err}"
                     ) from None
                 reason = err.strerror or str(err) or type(err).__name__
                 raise RegistryUnreachable(
-                    f"registry {self.registry}: cannot connect to {parts.netloc}: {reason}"
+                    f"registry {self.registry}: cannot connect to {netloc}: {reason}"
                 ) from None
             finally:
                 if hasattr(payload, "close") and callable(body):
-                    with contextlib.suppress(Exception):
+                    try:
                         payload.close()  # type: ignore[union-attr]
+                    except Exception:
+                        pass
 
-            def release(finished: bool, scheme: str = scheme, netloc: str = parts.netloc) -> None:
+            def release(finished: bool, scheme: str = scheme, netloc: str = netloc) -> None:
                 if not finished:
                     self._drop(scheme, netloc)
 
@@ -440,6 +484,8 @@ def _error_details(data: bytes) -> tuple[str, str]:
     """The first distribution error (`{"errors": [{"code", "message"}]}`) in a body."""
     if not data:
         return "", ""
+    import json
+
     try:
         document = json.loads(data)
         first = document["errors"][0]
@@ -460,7 +506,7 @@ def absolute_location(response: Response) -> str:
     location = response.header("Location")
     if not location:
         raise RegistryError(f"{response.url}: {response.status} without a Location header")
-    return urljoin(response.url, location)
+    return _urljoin(response.url, location)
 
 
 def with_query(url: str, **params: str) -> str:
@@ -468,6 +514,60 @@ def with_query(url: str, **params: str) -> str:
     from urllib.parse import urlencode
 
     return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+# --- URLs without urllib.parse ---------------------------------------------------------------
+# urllib.parse (with ipaddress) is a good part of a short pull's imports; the URLs this
+# client makes are simple. Anything else goes to urllib.parse, loaded then.
+
+_URL_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?=&%+,;@!$'()*"
+)
+_QUOTE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~:")
+
+
+def _urlsplit(url: str) -> tuple[str, str, str, str]:
+    """(scheme, netloc, path, query) as urllib.parse.urlsplit gives them."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("http", "https") and all(c in _URL_CHARS for c in rest):
+        end = len(rest)
+        for stop in ("/", "?"):
+            found = rest.find(stop)
+            if 0 <= found < end:
+                end = found
+        path, _, query = rest[end:].partition("?")
+        return scheme, rest[:end], path, query
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.path, parts.query
+
+
+def _urljoin(base: str, reference: str) -> str:
+    """urllib.parse.urljoin(base, reference); by hand for an absolute path (`/v2/...`)
+    whose path has no empty, `.` or `..` segment (which urljoin would remove)."""
+    path, question, query = reference.partition("?")
+    if (
+        path.startswith("/")
+        and all(c in _URL_CHARS for c in reference)
+        and all(segment not in ("", ".", "..") for segment in path[1:].split("/"))
+        and (query or not question)
+    ):
+        scheme, netloc, _, _ = _urlsplit(base)
+        if scheme in ("http", "https") and netloc and all(c in _URL_CHARS for c in netloc):
+            return f"{scheme}://{netloc}{reference}"
+    from urllib.parse import urljoin
+
+    return urljoin(base, reference)
+
+
+def _quote(text: str) -> str:
+    """urllib.parse.quote(text, safe=":")."""
+    if all(c in _QUOTE_SAFE for c in text):
+        return text
+    from urllib.parse import quote
+
+    return quote(text, safe=":")
 
 
 __all__ = [

@@ -14,21 +14,31 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TextIO
+
+from cove.image.records import FrozenRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 BAR_WIDTH = 50
 
 
-@dataclass(frozen=True)
-class ProgressEvent:
+class ProgressEvent(FrozenRecord):
     """`id` is a layer's short id (12 hex digits) or "" for a message about the whole image;
     `current`/`total` are byte counts while downloading or uploading."""
 
+    __slots__ = ("current", "id", "status", "total")
+    _field_order = ("status", "id", "current", "total")
     status: str
-    id: str = ""
-    current: int | None = None
-    total: int | None = None
+    id: str
+    current: int | None
+    total: int | None
+
+    def __init__(
+        self, status: str, id: str = "", current: int | None = None, total: int | None = None
+    ) -> None:
+        self._init(status, id, current, total)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status}

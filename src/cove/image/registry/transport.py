@@ -4,9 +4,11 @@ What the distribution API needs and no more: one request at a time on a kept-ali
 connection; request bodies as bytes, a binary stream or an iterable of chunks (sent with
 `Transfer-Encoding: chunked` when the caller gives no Content-Length); response bodies
 delimited by Content-Length, by chunked encoding, or by the end of the connection; no
-body for HEAD, 1xx, 204 and 304. TLS goes through `ssl`, imported only for an https
-connection, so a plain-HTTP (loopback) pull never loads it. Redirects, authentication
-and retries are the caller's (`cove.image.registry.client`).
+body for HEAD, 1xx, 204 and 304. TLS goes through `ssl` (and `socket`), imported only for
+an https connection: a plain-HTTP (loopback) connection is made with `_socket`, the C
+module under `socket`, so that a pull sends its first request without loading `socket`,
+`selectors` and `enum` first. Redirects, authentication and retries are the caller's
+(`cove.image.registry.client`).
 
 Errors are OSErrors: `Disconnected` (a ConnectionError) when the server closes before a
 complete response (on a kept-alive connection: it timed it out meanwhile), ssl.SSLError
@@ -15,12 +17,16 @@ for TLS failures, TimeoutError, and `ProtocolError` for a malformed response.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+import _socket
+import io
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import BinaryIO
+
+    Payload = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
 
 #: the most header bytes (status line included) we accept in a response
 MAX_HEADER_BYTES = 1 << 18
@@ -28,8 +34,6 @@ MAX_HEADER_LINES = 200
 #: read buffer of the socket's file object; bigger reads go straight into the caller's buffer
 BUFFER_SIZE = 1 << 15
 SEND_CHUNK = 1 << 20
-
-Payload = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
 
 
 class Disconnected(ConnectionError):
@@ -84,7 +88,7 @@ class Connection:
         self.port = port
         self.timeout = timeout
         self.tls = tls
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
         self._reader: BinaryIO | None = None
         self._response: RawResponse | None = None
 
@@ -92,16 +96,27 @@ class Connection:
         host: str | bytes = self.host
         if self.host.isascii():
             host = self.host.encode("ascii")  # (a str host would load the idna codec)
-        sock = socket.create_connection((host, self.port), self.timeout)  # type: ignore[arg-type]
+        if self.tls is None:
+            sock = _create_connection(host, self.port, self.timeout)
+            try:
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+            self._reader = io.BufferedReader(_SocketReader(sock), BUFFER_SIZE)
+            return
+        import socket
+
+        tcp = socket.create_connection((host, self.port), self.timeout)  # type: ignore[arg-type]
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+            tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = self.tls.wrap_socket(tcp, server_hostname=self.host)
         except BaseException:
-            sock.close()
+            tcp.close()
             raise
-        self.sock = sock
-        self._reader = sock.makefile("rb", buffering=BUFFER_SIZE)  # type: ignore[assignment]
+        self.sock = tls
+        self._reader = tls.makefile("rb", buffering=BUFFER_SIZE)  # type: ignore[assignment]
 
     def close(self) -> None:
         reader, sock = self._reader, self.sock
@@ -122,8 +137,10 @@ class Connection:
         target: str,
         headers: dict[str, str],
         body: Payload | None = None,
+        sent: Callable[[], None] | None = None,
     ) -> RawResponse:
-        """Send a request and read the response's head; the body is left to read."""
+        """Send a request and read the response's head; the body is left to read. `sent()`
+        is called once the request is out, before waiting for the answer."""
         if self._response is not None and not self._response.done:
             raise ProtocolError(f"{self.host}: a request while the last response is unread")
         if self.sock is None:
@@ -162,6 +179,8 @@ class Connection:
                     sock.sendall(chunk)
             if chunked:
                 sock.sendall(b"0\r\n\r\n")
+        if sent is not None:
+            sent()
         self._response = self._read_response(method)
         return self._response
 
@@ -343,6 +362,46 @@ class RawResponse:
         if reader.readline(3) not in (b"\r\n", b"\n"):
             raise ProtocolError(f"{self.conn.host}: chunk not followed by CRLF")
         self._left = -1
+
+
+def _create_connection(host: str | bytes, port: int, timeout: float | None) -> _socket.socket:
+    """`socket.create_connection((host, port), timeout)` on `_socket`: the first address
+    that accepts; the last error when none does."""
+    error: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock: _socket.socket | None = None
+        try:
+            sock = _socket.socket(family, kind, proto)
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as err:
+            error = err
+            if sock is not None:
+                sock.close()
+    raise error or OSError("getaddrinfo returns an empty list")
+
+
+class _SocketReader(io.RawIOBase):
+    """The raw side of a socket's file object (socket.SocketIO, reading only): reads go
+    straight to recv_into; after a timeout the connection is not read again."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._timed_out = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._timed_out:
+            raise OSError("cannot read from timed out object")
+        try:
+            return self._sock.recv_into(buffer)
+        except TimeoutError:
+            self._timed_out = True
+            raise
 
 
 def _body_chunks(body: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
