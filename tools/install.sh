@@ -17,7 +17,9 @@ fi
 
 packages=(python3 python3-venv busybox-static libseccomp2 gcc libc6-dev)
 if [ "$with_tests" = 1 ]; then
-  packages+=(runc crun procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap)
+  # docker.io: dockerd and the docker client, which the tests start privately themselves
+  packages+=(runc crun procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap
+             docker.io)
 fi
 missing=()
 for pkg in "${packages[@]}"; do
@@ -26,7 +28,20 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq
+  # No package may start its service here (docker, docker-registry): the tests start private
+  # instances on their own sockets and ports. policy-rc.d is Debian's switch for that.
+  blocker=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    blocker=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$blocker"
+    chmod 755 "$blocker"
+    trap 'rm -f "$blocker"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$blocker" ]; then
+    rm -f "$blocker"
+    trap - EXIT
+  fi
 fi
 
 # Debian's python3 in a venv: PEP 668 keeps the system site-packages for apt.
