@@ -8,7 +8,10 @@
  *     and to every client of its attach socket, as Docker multiplexed-stream frames;
  *   - forwards stdin, close-stdin and terminal-resize frames from clients to the container;
  *   - reaps pid N (and any orphan re-parented to it), writes the exit file atomically,
- *     tells the clients the exit code and finally execs the --exit-command, if any.
+ *     tells the clients the exit code and finally execs the --exit-command, if any;
+ *   - with --health-interval-ms, runs the --health-command every interval (a timerfd in the
+ *     poll loop; a tick is skipped while the previous check still runs, so never two at
+ *     once) and ends a running check (its process group) when the container exits.
  *
  * Frames (both directions): [type, 0, 0, 0, length as uint32 big-endian] + payload.
  *   monitor -> client: 1 stdout, 2 stderr, 0xFF exit (payload: exit code in decimal)
@@ -31,6 +34,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -86,7 +90,12 @@ static struct {
 	bool handoff, exited;
 	int status;
 	struct timespec finished;
-} m = {.sync_fd = -1, .stdin_fd = -1, .pty_fd = -1, .max_file = 1, .log_fd = -1};
+	long long health_ms; /* --health-interval-ms; 0: no health checks */
+	char **health_argv;
+	int health_argc;
+	int health_fd;    /* timerfd ticking every health_ms */
+	pid_t health_pid; /* the check that runs, 0 when none */
+} m = {.sync_fd = -1, .stdin_fd = -1, .pty_fd = -1, .max_file = 1, .log_fd = -1, .health_fd = -1};
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
@@ -96,7 +105,8 @@ static void usage_error(const char *msg) {
 	fprintf(stderr, "usage: cove-monitor --pid N --exit-file PATH --attach-socket PATH "
 			"--log-path PATH --sync-fd FD\n"
 			"       [--stdout-fd FD --stderr-fd FD | --pty-fd FD] [--stdin-fd FD]\n"
-			"       [--log-max-size BYTES] [--log-max-file N] [--exit-command ARG]...\n");
+			"       [--log-max-size BYTES] [--log-max-file N] [--exit-command ARG]...\n"
+			"       [--health-interval-ms MS --health-command ARG...]\n");
 	exit(2);
 }
 
@@ -486,20 +496,83 @@ static void reap(void) {
 			m.status = st;
 			clock_gettime(CLOCK_REALTIME, &m.finished);
 		}
+		if (p == m.health_pid)
+			m.health_pid = 0;
+	}
+}
+
+/* ---- health checks ------------------------------------------------------------------- */
+
+/* A tick of the health timer: start the check unless the previous one still runs. */
+static void health_tick(void) {
+	uint64_t ticks;
+	ssize_t got = read(m.health_fd, &ticks, sizeof ticks);
+	(void)got; /* the count does not matter: at most one check per tick */
+	if (m.health_pid > 0 || m.exited)
+		return;
+	pid_t p = fork();
+	if (p == 0) { /* an ordinary process: default signals, nothing blocked, its own group */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		setpgid(0, 0);
+		execv(m.health_argv[0], m.health_argv);
+		_exit(127);
+	}
+	if (p > 0) {
+		setpgid(p, p); /* as the child does: whichever runs first, the group exists */
+		m.health_pid = p;
+	}
+}
+
+/* Reap until the running check is gone or `seconds` passed; true when it is gone. */
+static bool health_wait(double seconds) {
+	double deadline = now_mono() + seconds;
+	while (m.health_pid > 0) {
+		double left = deadline - now_mono();
+		if (left <= 0)
+			return false;
+		struct pollfd pf = {.fd = m.sig_fd, .events = POLLIN};
+		if (poll(&pf, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+			return false;
+		reap();
+	}
+	return true;
+}
+
+/* The container is gone: no more ticks, and a check still running is ended: SIGTERM to its
+ * process group (so that it cleans up after itself), SIGKILL after 2 s. It is reaped before
+ * the exit is reported, so nothing of it outlives the container. */
+static void health_stop(void) {
+	if (m.health_fd >= 0) {
+		close(m.health_fd);
+		m.health_fd = -1;
+	}
+	if (m.health_pid <= 0)
+		return;
+	kill(-m.health_pid, SIGTERM);
+	if (!health_wait(2.0)) {
+		kill(-m.health_pid, SIGKILL);
+		health_wait(1.0);
 	}
 }
 
 /* Serve output, stdin and clients until the container has exited. */
 static void loop(void) {
-	enum { K_SIG, K_LISTEN, K_STREAM, K_STDIN, K_CLIENT };
-	struct pollfd pf[4 + MAX_CLIENTS];
-	int kind[4 + MAX_CLIENTS], idx[4 + MAX_CLIENTS];
+	enum { K_SIG, K_LISTEN, K_STREAM, K_STDIN, K_CLIENT, K_HEALTH };
+	struct pollfd pf[5 + MAX_CLIENTS];
+	int kind[5 + MAX_CLIENTS], idx[5 + MAX_CLIENTS];
 	while (!m.exited) {
 		int n = 0;
 #define ADD(fd_, ev_, k_, i_) \
 	(pf[n] = (struct pollfd){.fd = (fd_), .events = (ev_)}, kind[n] = (k_), idx[n++] = (i_))
 		ADD(m.sig_fd, POLLIN, K_SIG, 0);
 		ADD(m.listen_fd, POLLIN, K_LISTEN, 0);
+		if (m.health_fd >= 0)
+			ADD(m.health_fd, POLLIN, K_HEALTH, 0);
 		for (int i = 0; i < m.nout; i++)
 			if (m.out[i].fd >= 0)
 				ADD(m.out[i].fd, POLLIN, K_STREAM, i);
@@ -524,6 +597,8 @@ static void loop(void) {
 				reap();
 			else if (kind[j] == K_LISTEN)
 				client_accept();
+			else if (kind[j] == K_HEALTH)
+				health_tick();
 			else if (kind[j] == K_STREAM)
 				stream_read(&m.out[i]);
 			else if (kind[j] == K_STDIN)
@@ -633,6 +708,7 @@ static void finish(void) {
 		code = WEXITSTATUS(m.status);
 	else if (WIFSIGNALED(m.status))
 		sig = WTERMSIG(m.status), code = 128 + sig;
+	health_stop();
 	drain();
 	int rc = write_exit_file(code, sig) == 0 ? 0 : 1;
 	close_clients(code);
@@ -666,10 +742,13 @@ static void parse_args(int argc, char **argv) {
 		{"log-max-size", required_argument, NULL, 'S'},
 		{"log-max-file", required_argument, NULL, 'F'},
 		{"exit-command", required_argument, NULL, 'x'},
+		{"health-interval-ms", required_argument, NULL, 'H'},
+		{"health-command", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0},
 	};
 	int out_fd = -1, err_fd = -1, c;
-	if (!(m.exit_argv = calloc((size_t)argc + 1, sizeof(char *)))) /* every ARG + NULL */
+	if (!(m.exit_argv = calloc((size_t)argc + 1, sizeof(char *))) || /* every ARG + NULL */
+	    !(m.health_argv = calloc((size_t)argc + 1, sizeof(char *))))
 		exit(1);
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
@@ -685,6 +764,8 @@ static void parse_args(int argc, char **argv) {
 		case 'S': m.max_size = parse_num(optarg, 0, "log-max-size"); break;
 		case 'F': m.max_file = parse_num(optarg, 1, "log-max-file"); break;
 		case 'x': m.exit_argv[m.exit_argc++] = optarg; break;
+		case 'H': m.health_ms = parse_num(optarg, 1, "health-interval-ms"); break;
+		case 'c': m.health_argv[m.health_argc++] = optarg; break;
 		default: usage_error(NULL); /* getopt said what was wrong */
 		}
 	}
@@ -694,6 +775,8 @@ static void parse_args(int argc, char **argv) {
 		usage_error("--pid, --exit-file, --attach-socket, --log-path and --sync-fd are required");
 	if (m.pty_fd >= 0 && (out_fd >= 0 || err_fd >= 0 || m.stdin_fd >= 0))
 		usage_error("--pty-fd excludes --stdout-fd, --stderr-fd and --stdin-fd");
+	if ((m.health_ms > 0) != (m.health_argc > 0))
+		usage_error("--health-interval-ms and --health-command go together");
 	if (strlen(m.attach_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		usage_error("--attach-socket path too long");
 	if (m.pty_fd >= 0)
@@ -762,6 +845,16 @@ static void setup(void) {
 	log_open(0);
 	if (m.log_fd < 0)
 		fail("open log file");
+
+	if (m.health_ms > 0) { /* the first check comes one interval after the start, as Docker's */
+		struct itimerspec every = {
+			.it_interval = {.tv_sec = m.health_ms / 1000, .tv_nsec = m.health_ms % 1000 * 1000000},
+		};
+		every.it_value = every.it_interval;
+		m.health_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (m.health_fd < 0 || timerfd_settime(m.health_fd, 0, &every, NULL) < 0)
+			fail("health timer");
+	}
 
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	strcpy(addr.sun_path, m.attach_path);

@@ -328,3 +328,27 @@ class MonitorError(CoveError):
 
 class ContainerLost(CoveError):
     """A container's monitor died while the container ran: its exit status is unknown."""
+
+
+# --- volumes -------------------------------------------------------------------------------
+
+
+class VolumeError(CoveError):
+    """A volume cannot be created, mounted, copied into or removed (names the volume)."""
+
+
+class NoSuchVolume(VolumeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no such volume: {name}")
+        self.name = name
+
+
+class VolumeInUse(VolumeError):
+    """A volume that a container uses cannot be removed (Docker's wording, then the users)."""
+
+    def __init__(self, name: str, users: list[tuple[str, str]]) -> None:
+        shown = ", ".join(f"{container_id} ({container_name})" for container_id, container_name
+                          in users)  # fmt: skip
+        super().__init__(f"remove {name}: volume is in use - [{shown}]")
+        self.name = name
+        self.users = users

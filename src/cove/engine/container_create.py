@@ -32,6 +32,10 @@ class RunSettings:
     stdin: bool = False
     log_opts: dict[str, str] | None = None
     stop_timeout: int | None = None
+    # the API's RestartPolicy {Name, MaximumRetryCount} (cove.engine.restart_policy)
+    restart_policy: dict[str, Any] | None = None
+    # the API's Healthcheck as given (cove.engine.healthcheck); create stores the resolved one
+    healthcheck: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, False, {})}
@@ -44,7 +48,13 @@ class RunSettings:
             stdin=bool(data.get("stdin", False)),
             log_opts=dict(data.get("log_opts") or {}),
             stop_timeout=data.get("stop_timeout"),
+            restart_policy=_mapping(data.get("restart_policy")),
+            healthcheck=_mapping(data.get("healthcheck")),
         )
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, dict) else None
 
 
 def check_log_opts(opts: dict[str, str]) -> tuple[int, int]:
@@ -97,11 +107,18 @@ def create_container(
     `console_size` (rows, columns: the caller's terminal) sizes a `-t` container's terminal
     from the start, before its process can ask (a later resize would race with it)."""
     from cove.engine.oci_runtime import runtime_for
+    from cove.engine.spec_mounts import volume_requests
     from cove.engine.specgen import generate_spec
+    from cove.engine.volumes import VolumeService
 
     check_log_opts(settings.log_opts or {})
     if settings.stop_timeout is not None and settings.stop_timeout < -1:
         raise InvalidArgument(f"invalid value '{settings.stop_timeout}' for flag --stop-timeout")
+    from cove.engine import healthcheck
+    from cove.engine.restart_policy import check_restart_policy
+
+    policy = check_restart_policy(settings.restart_policy, auto_remove=settings.auto_remove)
+    healthcheck.check_config(settings.healthcheck)
     runtime_for(runtime, root)  # an unknown --runtime fails before anything is made
     container_id = new_id()
     undo: list[Callable[[], None]] = []
@@ -110,9 +127,16 @@ def create_container(
             image_record = images.resolve(image)
             config = images.config(image_record)
             folders = LayerStore(os.path.join(root, "layers")).ensure(images, image_record)
+        # volumes: named in the record before they exist (so none is removed under us)
+        volumes = VolumeService(root, records=lambda: store.list(all=True))
+        requests = volume_requests(config.config, options)
+        planned = volumes.plan(requests)
+        made: list[str] = []
+        undo.append(lambda: volumes.discard(made))
         record = store.add(ContainerRecord(
             id=container_id, name=name, image_id=str(image_record.id), image_name=image,
-            runtime=runtime, config=_jsonable(asdict(options)), settings=settings.to_json(),
+            runtime=runtime, config=_jsonable(asdict(options)),
+            settings={**settings.to_json(), **({"volumes": planned} if planned else {})},
         ))  # fmt: skip
         undo.append(lambda: forget(store, container_id))
         snapshots = choose_snapshotter(root)
@@ -120,9 +144,10 @@ def create_container(
         snapshots.prepare(key, list(reversed(folders)))
         undo.append(lambda: snapshots.remove(key))
         rootfs = snapshots.mount(key)
+        sources = volumes.prepare(requests, planned, rootfs, made)
         generated = generate_spec(
             config, options, rootfs, container_id=container_id, image_name=image,
-            init_binary=init_binary() if options.init else None,
+            init_binary=init_binary() if options.init else None, volumes=sources,
         )  # fmt: skip
         for warning in generated.warnings:
             if warn is not None:
@@ -135,6 +160,11 @@ def create_container(
         _write_atomic(bundle / "config.json", json.dumps(generated.spec))
         settings_json = dict(record.settings)
         settings_json["stop_signal"] = generated.stop_signal
+        settings_json["restart_policy"] = policy
+        health = healthcheck.resolve(settings.healthcheck, healthcheck.image_healthcheck(config))
+        settings_json.pop("healthcheck", None)
+        if health is not None:
+            settings_json["healthcheck"] = health
         from cove.engine.monitor import log_file_path
 
         log_path = log_file_path(store.container_dir(container_id), container_id)

@@ -4,6 +4,7 @@ settings (env, user, capabilities, rlimits, no_new_privs) with docker's override
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,14 @@ def exec_in(root: str, record: ContainerRecord, options: ExecOptions) -> int:
     process = exec_process(record, options)
     runtime = runtime_for(record.runtime, root)
     stdin = 0 if options.interactive or options.tty else None
+    from cove.engine import events
+
+    exec_id, command = os.urandom(32).hex(), " ".join(options.command)
+    events.emit(root, f"exec_create: {command}", record, execID=exec_id)
+    events.emit(root, f"exec_start: {command}", record, execID=exec_id)
     if options.detach:
         return runtime.exec(record.id, process, detach=True, stdio=(None, None, None))
-    return runtime.exec(record.id, process, detach=False, stdio=(stdin, 1, 2),
-                        timeout=ATTACHED_TIMEOUT)  # fmt: skip
+    status = runtime.exec(record.id, process, detach=False, stdio=(stdin, 1, 2),
+                          timeout=ATTACHED_TIMEOUT)  # fmt: skip
+    events.emit(root, "exec_die", record, execID=exec_id, exitCode=status)
+    return status

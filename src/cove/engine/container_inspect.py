@@ -247,6 +247,8 @@ def _config(
         config["StopSignal"] = str(stop_signal)
     if extra.get("stop_timeout") is not None:
         config["StopTimeout"] = _int(extra["stop_timeout"])
+    if isinstance(extra.get("healthcheck"), Mapping):
+        config["Healthcheck"] = dict(extra["healthcheck"])
     return config
 
 
@@ -261,30 +263,52 @@ def _path_args(record: ContainerRecord, spec: Mapping[str, Any] | None, config: 
 # --- State -------------------------------------------------------------------------------------
 
 
-def _state(record: ContainerRecord, extra: Mapping[str, Any]) -> Json:
-    running = record.status in ("running", "paused")
+def _health(extra: Mapping[str, Any]) -> Json | None:
+    """State.Health: present when the container has a healthcheck (extra "healthcheck")."""
+    if not isinstance(extra.get("healthcheck"), Mapping):
+        return None
+    state = extra.get("health")
+    state = state if isinstance(state, Mapping) else {}
+    log = state.get("Log")
     return {
+        "Status": str(state.get("Status") or "starting"),
+        "FailingStreak": _int(state.get("FailingStreak")),
+        "Log": [dict(entry) for entry in log if isinstance(entry, Mapping)]
+        if isinstance(log, list)
+        else [],
+    }
+
+
+def _state(record: ContainerRecord, extra: Mapping[str, Any]) -> Json:
+    # Docker counts a restarting container as running (with no pid)
+    running = record.status in ("running", "paused", "restarting")
+    state: Json = {
         "Status": record.status,
         "Running": running,
         "Paused": record.status == "paused",
-        "Restarting": False,
+        "Restarting": record.status == "restarting",
         "OOMKilled": bool(record.oom_killed),
         "Dead": record.status == "dead",
-        "Pid": record.pid if running else 0,
+        "Pid": record.pid if record.status in ("running", "paused") else 0,
         "ExitCode": record.exit_code,
         "Error": str(extra.get("error") or ""),
         "StartedAt": _time(record.started_at),
         "FinishedAt": _time(record.finished_at),
     }
+    health = _health(extra)
+    if health is not None:
+        state["Health"] = health
+    return state
 
 
 # --- mounts --------------------------------------------------------------------------------------
 
 
 def _volume_mount(text: str) -> Json | None:
-    """-v SRC:DST[:OPTS] as a Mounts entry; None when it does not parse."""
+    """-v SRC:DST[:OPTS] (SRC a host path) as a Mounts entry; None when it does not parse
+    or names a volume (volumes come from the record's settings: `_volume_mounts`)."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+    if len(parts) not in (2, 3) or not parts[0].startswith("/") or not parts[1]:
         return None
     mode = parts[2] if len(parts) == 3 else ""
     flags = mode.split(",")
@@ -327,11 +351,28 @@ def _mount_mount(item: object) -> Json | None:
     }
 
 
-def _mounts(options: Mapping[str, Any]) -> list[Json]:
-    """Mounts: -v then --mount (Docker lists --tmpfs only in HostConfig.Tmpfs)."""
+def _volume_mounts(extra: Mapping[str, Any]) -> list[Json]:
+    """The container's volumes (`settings["volumes"]`, see cove.engine.volumes)."""
+    found = extra.get("volumes")
+    result: list[Json] = []
+    for entry in found if isinstance(found, list) else ():
+        if isinstance(entry, Mapping) and entry.get("name"):
+            result.append({
+                "Type": "volume", "Name": str(entry["name"]),
+                "Source": str(entry.get("source") or ""),
+                "Destination": str(entry.get("destination") or ""), "Driver": "local",
+                "Mode": str(entry.get("mode") or ""), "RW": bool(entry.get("rw", True)),
+                "Propagation": "",
+            })  # fmt: skip
+    return result
+
+
+def _mounts(options: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> list[Json]:
+    """Mounts: -v binds, --mount binds, then volumes (Docker lists --tmpfs only in
+    HostConfig.Tmpfs)."""
     found = [_volume_mount(v) for v in _strings(options.get("volumes"))]
     found += [_mount_mount(m) for m in options.get("mounts") or ()]
-    return [m for m in found if m is not None]
+    return [m for m in found if m is not None] + _volume_mounts(extra or {})
 
 
 def _host_mounts(options: Mapping[str, Any]) -> list[Json]:
@@ -618,7 +659,7 @@ def inspect_container(
     `spec`: the container's OCI spec (config.json) when it has one; `image_config`: the
     image's config (OCI image config, or just its "config" part); `extra`: what the record
     does not hold (auto_remove, log_max_size, log_max_file, stop_timeout, error,
-    restart_policy, graph, attach_stdin/attach_stdout/attach_stderr).
+    restart_policy, graph, attach_stdin/attach_stdout/attach_stderr, volumes).
     """
     more: Mapping[str, Any] = extra or {}
     image = _image_exec(image_config)
@@ -643,7 +684,7 @@ def inspect_container(
         "ExecIDs": None,
         "HostConfig": _host_config(record, spec, more),
         "GraphDriver": _graph_driver(record, more),
-        "Mounts": _mounts(record.config),
+        "Mounts": _mounts(record.config, more),
         "Config": config,
         "NetworkSettings": _network_settings(record.config),
     }
@@ -686,12 +727,18 @@ def _since(stamp: str, now_ns: int) -> str:
     return human_duration(now_ns - (now_ns if when is None else when))
 
 
-def status_text(record: ContainerRecord, now_ns: int | None = None) -> str:
+def status_text(record: ContainerRecord, now_ns: int | None = None, health: str = "") -> str:
     """The STATUS column of `docker ps`: "Created", "Up 5 seconds", "Up 3 minutes (Paused)",
+    "Up 1 minute (healthy)" (`health`: State.Health.Status), "Restarting (1) 2 seconds ago",
     "Exited (0) 2 hours ago", "Dead"."""
     now = time.time_ns() if now_ns is None else now_ns
     if record.status == "running":
+        if health:
+            shown = "health: starting" if health == "starting" else health
+            return f"Up {_since(record.started_at, now)} ({shown})"
         return f"Up {_since(record.started_at, now)}"
+    if record.status == "restarting":
+        return f"Restarting ({record.exit_code}) {_since(record.finished_at, now)} ago"
     if record.status == "paused":
         return f"Up {_since(record.started_at, now)} (Paused)"
     if record.status == "dead":

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+from cove.engine import container_autorestart as autorestart
+from cove.engine import events, healthcheck
 from cove.engine.attach import AttachClient
 from cove.engine.container_create import (
     RunSettings,
@@ -28,11 +31,14 @@ from cove.engine.monitor import (
     read_exit_file,
 )
 from cove.engine.oci_runtime import runtime_for
+from cove.engine.restart_policy import Decision
 from cove.engine.state import ContainerRecord, ContainerStore, utc_now
+from cove.engine.volumes import VolumeHold, volume_service
 from cove.errors import CoveError, InvalidState, NoSuchContainer, RuntimeFailed
 from cove.image.snapshot import choose_snapshotter
 
 LOST_EXIT_CODE = 255  # docker's code for "the exit status could not be known"
+LOST_MONITOR = "the container's monitor died: its exit status is unknown"
 
 
 def start_container(
@@ -62,29 +68,42 @@ def start_container(
     if (Path(runtime.root) / record.id).exists():  # a crash left runtime state behind
         _delete_quietly(runtime, record.id)
     size, files = check_log_opts(settings.log_opts or {})
+    health = healthcheck.monitor_schedule(record.settings.get("healthcheck"))
+    health_command = [*cove_command(), "--root", root, "container", "healthcheck", record.id]
+    volumes_held = VolumeHold(None)
     try:
+        volumes_held = volume_service(store).hold_for_start(record)  # mounted until "running"
         launched = launch(runtime, MonitorOptions(
             container_id=record.id, bundle=Path(record.bundle), container_dir=container_dir,
             tty=settings.tty, stdin=settings.stdin, log_max_size=size, log_max_file=files,
             exit_command=[*cove_command(), "--root", root, "container", "cleanup", record.id],
+            health_interval_ms=health, health_command=health_command if health else (),
         ))  # fmt: skip
     except BaseException:
+        volumes_held.close()
+        volume_service(store).release(record)
         _delete_quietly(runtime, record.id)
         snapshots.unmount(record.rootfs)
         raise
     for message in launched.warnings:
         if warn is not None:
             warn(message)
+    started_at = utc_now()
+    if health:
+        healthcheck.reset_state(container_dir, started_at)
     record = store.update_state(
         record.id, status="running", pid=launched.container_pid, exit_code=0,
-        oom_killed=False, started_at=utc_now(), finished_at="",
+        oom_killed=False, started_at=started_at, finished_at="",
         monitor_pid=launched.monitor_pid, monitor_start=launched.monitor_start,
+        settings={**_without_error(record.settings), "boot_id": boot_id()},
     )  # fmt: skip
+    volumes_held.close()
     client = None
     try:
         if attach:
             client = AttachClient(attach_socket_path(record.id))
             client.handoff()
+        events.emit(root, "start", record)  # before init runs: its "die" cannot come first
         runtime.start(record.id)
     except BaseException:
         if client is not None:
@@ -93,6 +112,20 @@ def start_container(
         _finish(store, root, record, LOST_EXIT_CODE, oom=False, error_text="start failed")
         raise
     return record, client
+
+
+def _without_error(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A new run has no State.Error of the last one."""
+    return {key: value for key, value in settings.items() if key != "error"}
+
+
+def boot_id() -> str:
+    """This boot of the host (a record started in another boot has no live process)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _abandon(runtime: object, launched: Launched, container_id: str) -> None:
@@ -117,7 +150,10 @@ def _delete_quietly(runtime: object, container_id: str) -> None:
 
 
 def needs_cleanup(store: ContainerStore, record: ContainerRecord) -> bool:
-    """A running or paused record whose init has exited (exit file) or lost its monitor."""
+    """A running or paused record whose init has exited (exit file) or lost its monitor; a
+    restarting one whose waiter is gone (see `container_autorestart`)."""
+    if record.status == "restarting":
+        return not monitor_alive(record.monitor_pid, record.monitor_start)
     if record.status not in ("running", "paused"):
         return False
     if exit_file_path(store.container_dir(record.id)).exists():
@@ -126,34 +162,64 @@ def needs_cleanup(store: ContainerStore, record: ContainerRecord) -> bool:
 
 
 def cleanup_container(
-    store: ContainerStore, root: str, container_id: str
+    store: ContainerStore,
+    root: str,
+    container_id: str,
+    *,
+    restart: bool = True,
+    monitor_gone: str = "",
 ) -> ContainerRecord | None:
     """Record the exit of a container whose init is gone: exit code, OOM kill, runtime state
-    deleted, root filesystem unmounted (its changes stay), `--rm` applied. Idempotent; does
-    nothing while the container runs. None when the container is gone (or was removed)."""
+    deleted, root filesystem unmounted (its changes stay), then its restart policy (with
+    `restart`: see `container_autorestart`) or `--rm`. Idempotent; does nothing while the
+    container runs. `monitor_gone` (a reason) says the monitor is known to be gone even if
+    its pid lives (`system boot`: another boot's pid). None when the container is gone."""
     try:
         with store.lock(container_id):
             try:
                 record = store.get(container_id)
             except NoSuchContainer:
                 return None
+            if record.status == "restarting":
+                return _restart_orphaned(store, root, record, restart=restart,
+                                         waiter_gone=bool(monitor_gone))  # fmt: skip
             if record.status not in ("running", "paused"):
                 return record
             status = read_exit_file(exit_file_path(store.container_dir(record.id)))
             error_text = ""
             if status is None:
-                if monitor_alive(record.monitor_pid, record.monitor_start):
+                if not monitor_gone and monitor_alive(record.monitor_pid, record.monitor_start):
                     return record  # still running
-                error_text = "the container's monitor died: its exit status is unknown"
+                error_text = monitor_gone or LOST_MONITOR
                 exit_code = LOST_EXIT_CODE
                 _kill_lost(root, record)
+                Path(attach_socket_path(record.id)).unlink(missing_ok=True)  # the dead one's
             else:
                 exit_code = status.exit_code
             oom = _oom_killed(record)
-            return _finish(store, root, record, exit_code, oom=oom, error_text=error_text,
-                           finished_at=status.finished_at if status else "")  # fmt: skip
+            finished_at = status.finished_at if status else utc_now()
+            decision = autorestart.decision_for(record, exit_code, finished_at) if restart else None
+            if decision is not None and not decision.restart:
+                decision = None
+            updated = _finish(store, root, record, exit_code, oom=oom, error_text=error_text,
+                              finished_at=finished_at, restart=decision)  # fmt: skip
+            if updated is not None and decision is not None:
+                return autorestart.schedule(store, root, updated, decision.delay_ms)
+            return updated
     except NoSuchContainer:
         return None
+
+
+def _restart_orphaned(
+    store: ContainerStore, root: str, record: ContainerRecord, *, restart: bool, waiter_gone: bool
+) -> ContainerRecord:
+    """A "restarting" record (the caller holds the lock): left alone while its waiter lives;
+    otherwise a new waiter takes over at once (`restart`), or the container stays exited."""
+    if not waiter_gone and monitor_alive(record.monitor_pid, record.monitor_start):
+        return record
+    if restart:
+        return autorestart.schedule(store, root, record, 0)
+    return autorestart.stay_exited(store, record)
 
 
 def _finish(
@@ -165,7 +231,10 @@ def _finish(
     oom: bool,
     error_text: str = "",
     finished_at: str = "",
+    restart: Decision | None = None,
 ) -> ContainerRecord | None:
+    """Record the exit: "exited" (and --rm applied), or "restarting" with `restart` (the
+    caller then schedules it)."""
     runtime = runtime_for(record.runtime, root)
     _delete_quietly(runtime, record.id)
     snapshots = choose_snapshotter(root)
@@ -175,13 +244,22 @@ def _finish(
         settings["error"] = error_text
     else:
         settings.pop("error", None)
+    more: dict[str, object] = {}
+    if restart is not None:
+        settings[autorestart.BACKOFF] = restart.delay_ms
+        more = {"restart_count": record.restart_count + 1}
     updated = store.update_state(
-        record.id, status="exited", pid=0, monitor_pid=0, monitor_start=0,
-        exit_code=exit_code, oom_killed=oom, finished_at=finished_at or utc_now(),
-        settings=settings,
+        record.id, status="exited" if restart is None else "restarting", pid=0, monitor_pid=0,
+        monitor_start=0, exit_code=exit_code, oom_killed=oom,
+        finished_at=finished_at or utc_now(), settings=settings, **more,
     )  # fmt: skip
-    if RunSettings.from_json(settings).auto_remove:
+    if restart is None:  # after the update: of two stopping at once, the last one unmounts
+        volume_service(store).release(record)  # its tmpfs/bind volumes, if no one else runs
+    events.emit_exit(root, updated, oom=oom)
+    if restart is None and RunSettings.from_json(settings).auto_remove:
         remove_files(store, root, record.id)
+        events.emit(root, "destroy", updated)
+        volume_service(store).remove_anonymous(record)  # as docker run --rm does
         return None
     return updated
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Mapping, Sequence
 
+from cove.engine import container_autorestart as autorestart
+from cove.engine import events
 from cove.engine.attach import EXIT, AttachClient
 from cove.engine.container_create import (
     DEFAULT_STOP_TIMEOUT,
@@ -66,6 +68,10 @@ class ContainerService:
         except (OSError, ValueError):
             spec = None
         extra = dict(record.settings)
+        if record.settings.get("healthcheck"):
+            from cove.engine.healthcheck import read_state
+
+            extra["health"] = read_state(self.store.container_dir(record.id))
         graph = _graph_data(self.root, record)
         if graph:
             extra["graph"] = graph
@@ -82,9 +88,11 @@ class ContainerService:
         runtime: str = "cove",
         warn: Callable[[str], None] | None = None,
     ) -> ContainerRecord:
-        return create_container(
+        record = create_container(
             self.store, self.root, image, options, settings, name=name, runtime=runtime, warn=warn
         )
+        events.emit(self.root, "create", record)
+        return record
 
     def start(
         self, term: str, *, attach: bool = False, warn: Callable[[str], None] | None = None
@@ -96,6 +104,11 @@ class ContainerService:
                 if attach:
                     return record, self.attach(record.id)
                 return record, None
+            if record.status == "restarting":  # start now, instead of after the back-off
+                record = autorestart.cancel(self.store, record)
+            record = self.store.update_state(
+                record.id, settings=autorestart.started_by_hand(record.settings)
+            )
             return start_container(self.store, self.root, record, attach=attach, warn=warn)
 
     def run(
@@ -118,6 +131,7 @@ class ContainerService:
             self.store, self.root, image, options, settings, name=name, runtime=runtime,
             warn=warn, keep_mounted=True, console_size=console_size,
         )  # fmt: skip
+        events.emit(self.root, "create", record)
         try:
             if before_start is not None:
                 before_start(record)
@@ -125,7 +139,7 @@ class ContainerService:
                 return start_container(self.store, self.root, record, attach=attach, warn=warn)
         except BaseException:
             try:
-                self.remove(record.id, force=True)
+                self.remove(record.id, force=True, volumes=True)  # its own anonymous volumes
             except NoSuchContainer:
                 pass  # --rm took it already
             raise
@@ -144,8 +158,12 @@ class ContainerService:
 
     def stop(self, term: str, timeout: int | None = None) -> ContainerRecord:
         """Send the stop signal, wait `timeout` seconds (the container's --stop-timeout, else
-        10), then SIGKILL. Stopping a stopped container does nothing."""
+        10), then SIGKILL. Stopping a stopped container does nothing; stopping a restarting
+        one cancels its restart. No restart policy applies to a stop."""
         record = self.get(term)
+        if record.status not in ("running", "paused", "restarting"):
+            return record
+        record = autorestart.mark_stopped_by_hand(self.store, record.id)
         if record.status not in ("running", "paused"):
             return record
         settings = RunSettings.from_json(record.settings)
@@ -155,6 +173,7 @@ class ContainerService:
             timeout = DEFAULT_STOP_TIMEOUT
         stop_signal = str(record.settings.get("stop_signal") or "SIGTERM")
         self._terminate(record, stop_signal, timeout)
+        events.emit(self.root, "stop", record)
         return self.store.get(record.id) if self.store.exists(record.id) else record
 
     def _terminate(self, record: ContainerRecord, stop_signal: str, timeout: float) -> None:
@@ -184,6 +203,7 @@ class ContainerService:
 
         assert isinstance(runtime, OCIRuntime)
         try:
+            events.emit(self.root, "kill", record, signal=_signal_number(name))
             runtime.kill(record.id, name, all=all_processes)
             if record.status == "paused":
                 runtime.resume(record.id)  # a frozen process cannot act on a signal
@@ -213,20 +233,31 @@ class ContainerService:
                 return True
 
     def kill(self, term: str, signal: str = "SIGKILL") -> ContainerRecord:
+        """Send `signal`. SIGKILL or the container's stop signal counts as a stop by hand (no
+        restart policy applies to the exit); a kill of a restarting container cancels the
+        restart (Docker's rules)."""
         record = self.get(term)
+        name = parse_signal(signal, "--signal")
+        stop_signal = str(record.settings.get("stop_signal") or "SIGTERM")
+        if record.status == "restarting":
+            return autorestart.mark_stopped_by_hand(self.store, record.id)
+        if record.status in ("running", "paused") and name in ("SIGKILL", stop_signal):
+            record = autorestart.mark_stopped_by_hand(self.store, record.id)
         if record.status not in ("running", "paused"):
             raise InvalidState(
                 f"Cannot kill container: {term}: Container {record.id} is not running"
             )
-        name = parse_signal(signal, "--signal")
         runtime_for(record.runtime, self.root).kill(record.id, name)
+        events.emit(self.root, "kill", record, signal=_signal_number(name))
         return record
 
     def restart(self, term: str, timeout: int | None = None) -> ContainerRecord:
         record = self.stop(term, timeout)
         started, _ = self.start(record.id)
         with self.store.lock(started.id):
-            return self.store.update_state(started.id, restart_count=record.restart_count + 1)
+            restarted = self.store.update_state(started.id, restart_count=record.restart_count + 1)
+        events.emit(self.root, "restart", restarted)
+        return restarted
 
     def wait(self, term: str) -> int:
         """Block until the container stops; its exit code."""
@@ -249,6 +280,7 @@ class ContainerService:
             if record.status != "running":
                 raise InvalidState(f"Container {record.id} is not running")
             runtime_for(record.runtime, self.root).pause(record.id)
+            events.emit(self.root, "pause", record)
             return self.store.update_state(record.id, status="paused")
 
     def unpause(self, term: str) -> ContainerRecord:
@@ -258,12 +290,15 @@ class ContainerService:
             if record.status != "paused":
                 raise InvalidState(f"Container {record.id} is not paused")
             runtime_for(record.runtime, self.root).resume(record.id)
+            events.emit(self.root, "unpause", record)
             return self.store.update_state(record.id, status="running")
 
     def rename(self, term: str, new_name: str) -> ContainerRecord:
         record = self.get(term)
         with self.store.lock(record.id):
-            return self.store.rename(record.id, new_name)
+            renamed = self.store.rename(record.id, new_name)
+        events.emit(self.root, "rename", renamed, oldName=f"/{record.name}")
+        return renamed
 
     def update(
         self, term: str, resources: Mapping[str, object], changes: Mapping[str, object]
@@ -292,18 +327,22 @@ class ContainerService:
             tmp = spec_path.with_name("config.json.tmp")
             tmp.write_text(json.dumps(spec))
             tmp.replace(spec_path)
+            events.emit(self.root, "update", record)
             return self.store.update_state(record.id, config=config)
 
     # -- removal ------------------------------------------------------------------------
-    def remove(self, term: str, force: bool = False) -> str:
+    def remove(self, term: str, force: bool = False, volumes: bool = False) -> str:
+        """`rm [-f] [-v]`: `volumes` removes the container's anonymous volumes too."""
         record = self.get(term)
-        if record.status in ("running", "paused"):
+        if record.status in ("running", "paused", "restarting"):
             if not force:
                 raise InvalidState(
                     f"cannot remove container {record.short_id}: it is {record.status}"
                     " (stop it first or use --force)"
                 )
-            self._terminate(record, "SIGKILL", 30)
+            record = autorestart.mark_stopped_by_hand(self.store, record.id)
+            if record.status in ("running", "paused"):
+                self._terminate(record, "SIGKILL", 30)
         with self.store.lock(record.id):
             if not self.store.exists(record.id):
                 return record.id  # --rm removed it as it stopped
@@ -320,6 +359,12 @@ class ContainerService:
                 except RuntimeFailed:
                     pass
             remove_files(self.store, self.root, record.id)
+            events.emit(self.root, "destroy", current)
+        from cove.engine.volumes import volume_service
+
+        volume_service(self.store).release(current)
+        if volumes:
+            volume_service(self.store).remove_anonymous(current)
         return record.id
 
     def prune(self) -> builtins.list[str]:
@@ -332,11 +377,15 @@ class ContainerService:
                     continue
         return removed
 
-    def cleanup(self, container_id: str) -> None:
-        """The monitor's exit command."""
+    def cleanup(self, container_id: str, restart_at: int | None = None) -> None:
+        """The monitor's exit command; with `restart_at`, the waiter of a restart (see
+        cove.engine.container_autorestart)."""
         try:
             record = self.store.get(container_id)
         except NoSuchContainer:
+            return
+        if restart_at is not None:
+            autorestart.wait_and_restart(self.store, self.root, record.id, restart_at)
             return
         cleanup_container(self.store, self.root, record.id)
 
@@ -355,3 +404,13 @@ def _graph_data(root: str, record: ContainerRecord) -> dict[str, str]:
         return {}
     return {"MergedDir": record.rootfs, "UpperDir": mount.upperdir, "WorkDir": mount.workdir,
             "LowerDir": ":".join(mount.lowerdirs)}  # fmt: skip
+
+
+def _signal_number(name: str) -> int:
+    """Docker's "signal" attribute of a kill event: the number."""
+    import signal as signal_module
+
+    try:
+        return int(signal_module.Signals[name])
+    except KeyError:
+        return int(name) if name.isdigit() else 0

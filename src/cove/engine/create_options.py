@@ -20,7 +20,8 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 @dataclass
 class MountOption:
-    """One `--mount` (Docker's HostConfig.Mounts entry): type bind or tmpfs for now."""
+    """One `--mount` (Docker's HostConfig.Mounts entry): type bind, tmpfs or volume (`source`
+    a volume name, "" for an anonymous volume)."""
 
     type: str
     target: str
@@ -30,6 +31,10 @@ class MountOption:
     nonrecursive: bool = False  # bind: "bind" instead of "rbind"
     tmpfs_size: int | None = None
     tmpfs_mode: int | None = None
+    volume_nocopy: bool = False  # volume: do not copy the image's files into a new volume
+    volume_driver: str = ""  # volume: only "local"
+    volume_labels: dict[str, str] = field(default_factory=dict)  # volume-label=K=V, if created
+    volume_options: dict[str, str] = field(default_factory=dict)  # volume-opt=K=V, if created
 
 
 @dataclass
@@ -53,7 +58,7 @@ class CreateOptions:
     labels: dict[str, str] = field(default_factory=dict)
     read_only: bool = False
     tmpfs: list[str] = field(default_factory=list)  # "/path[:opt,opt...]"
-    volumes: list[str] = field(default_factory=list)  # -v "src:dst[:opts]"
+    volumes: list[str] = field(default_factory=list)  # -v "src:dst[:opts]", "name:dst", "dst"
     mounts: list[str | MountOption] = field(default_factory=list)  # --mount
     memory: str | int | None = None
     memory_swap: str | int | None = None
@@ -151,12 +156,23 @@ def parse_mount(text: str) -> MountOption:
     """`--mount type=bind,source=/a,target=/b,readonly` (CSV of key[=value]) -> MountOption."""
     kind = "volume"  # Docker's default type
     fields: dict[str, str | None] = {}
+    repeated: dict[str, dict[str, str]] = {"volume-label": {}, "volume-opt": {}}
     for item in text.split(","):
         item = item.strip()
         if not item:
             continue
         name, sep, raw = item.partition("=")
-        fields[name.strip().lower()] = raw.strip() if sep else None
+        key = name.strip().lower()
+        if key in repeated:
+            inner, _, inner_value = raw.strip().partition("=")
+            if not sep or not inner:
+                raise InvalidArgument(
+                    f"invalid value {text!r} for flag --mount: {key} takes KEY=VALUE"
+                )
+            repeated[key][inner] = inner_value
+            fields.setdefault(key, None)
+            continue
+        fields[key] = raw.strip() if sep else None
     if "type" in fields:
         kind = fields.pop("type") or ""
     mount = MountOption(type=kind, target="")
@@ -185,17 +201,27 @@ def parse_mount(text: str) -> MountOption:
                 raise InvalidArgument(
                     f"invalid value {text!r} for flag --mount: tmpfs-mode must be octal"
                 ) from None
+        elif key == "volume-nocopy":
+            mount.volume_nocopy = _flag_bool(key, value, text)
+        elif key == "volume-driver":
+            mount.volume_driver = value or ""
+        elif key == "volume-label":
+            mount.volume_labels = repeated[key]
+        elif key == "volume-opt":
+            mount.volume_options = repeated[key]
         elif key == "consistency":
             continue  # Docker Desktop's hint; nothing to do on Linux
         else:
             raise InvalidArgument(f"invalid value {text!r} for flag --mount: unknown key {key!r}")
-    if mount.type not in ("bind", "tmpfs"):
-        if mount.type == "volume":
-            raise InvalidArgument(
-                f"invalid value {text!r} for flag --mount: volume mounts are not supported yet"
-                " (use type=bind or type=tmpfs)"
-            )
+    if mount.type not in ("bind", "tmpfs", "volume"):
         raise InvalidArgument(f"invalid value {text!r} for flag --mount: unknown type {kind!r}")
+    for prefix, kind_for in (("bind-", "bind"), ("tmpfs-", "tmpfs"), ("volume-", "volume")):
+        extra = [key for key in fields if key.startswith(prefix)]
+        if extra and mount.type != kind_for:
+            raise InvalidArgument(
+                f"invalid value {text!r} for flag --mount: {extra[0]} cannot be used with"
+                f" type={mount.type}"
+            )
     if not mount.target:
         raise InvalidArgument(f"invalid value {text!r} for flag --mount: target is required")
     if mount.type == "bind" and not mount.source:

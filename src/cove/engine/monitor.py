@@ -3,9 +3,11 @@ back what it leaves (is it alive, the exit file).
 
 `cove-monitor` (native/cove-monitor.c, about 300 kB of memory per container) plays the role
 conmon plays for Podman: it is the container init's parent, holds the container's stdio,
-writes the log in Docker's json-file format, serves attach clients on a unix socket, and
+writes the log in Docker's json-file format, serves attach clients on a unix socket, runs
+the healthcheck (`cove container healthcheck ID`) every interval if there is one, and
 when init exits writes the exit file and execs the exit command (`cove container cleanup
-ID`), so that neither the CLI nor the API server has to stay alive.
+ID`, which applies the restart policy), so that neither the CLI nor the API server has to
+stay alive.
 
 How a container gets its monitor (`launch`):
 
@@ -167,6 +169,10 @@ class MonitorOptions:
     log_max_size: int = 0
     log_max_file: int = 1
     exit_command: Sequence[str] = ()
+    # Healthchecks: every `health_interval_ms` the monitor runs `health_command` (never two
+    # at once); 0 runs none. See cove.engine.healthcheck.
+    health_interval_ms: int = 0
+    health_command: Sequence[str] = ()
 
 
 def launch(runtime: OCIRuntime, options: MonitorOptions) -> Launched:
@@ -340,6 +346,10 @@ def _become_monitor(
                      "--log-max-file", str(max(options.log_max_file, 1))]  # fmt: skip
         for word in options.exit_command:
             argv += ["--exit-command", word]
+        if options.health_interval_ms > 0 and options.health_command:
+            argv += ["--health-interval-ms", str(options.health_interval_ms)]
+            for word in options.health_command:
+                argv += ["--health-command", word]
         for fd in passed:
             os.set_inheritable(fd, True)
         say(f"ready {os.getpid()} {container_pid}")

@@ -96,6 +96,12 @@ def cgroup_stats(
                 "current": _read_int(v1["pids"] / "pids.current") or 0,
                 "limit": _read_int(v1["pids"] / "pids.max") or 0,
             }
+        if "blkio" in v1:
+            blkio = v1["blkio"]
+            text = _read_text(blkio / "blkio.throttle.io_service_bytes_recursive") or _read_text(
+                blkio / "blkio.throttle.io_service_bytes"
+            )
+            data["blkio"] = {"ioServiceBytesRecursive": parse_blkio_v1(text)}
     elif v2 is not None:
         cpu = _read_keyed(v2 / "cpu.stat")
         data["cpu"] = {"usage": {"total": cpu.get("usage_usec", 0) * 1000, "percpu": []}}
@@ -114,7 +120,49 @@ def cgroup_stats(
             "current": _read_int(v2 / "pids.current") or 0,
             "limit": _read_int(v2 / "pids.max") or 0,
         }
+        data["blkio"] = {"ioServiceBytesRecursive": parse_io_stat(_read_text(v2 / "io.stat"))}
     return data
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def parse_blkio_v1(text: str) -> list[dict[str, Any]]:
+    """blkio.throttle.io_service_bytes ("8:0 Read 4096" lines) as runc's
+    ioServiceBytesRecursive entries (the "Total" line of the file is left out)."""
+    entries: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or ":" not in parts[0] or not parts[2].isdigit():
+            continue
+        major, _, minor = parts[0].partition(":")
+        if major.isdigit() and minor.isdigit():
+            entries.append({"major": int(major), "minor": int(minor), "op": parts[1],
+                            "value": int(parts[2])})  # fmt: skip
+    return entries
+
+
+def parse_io_stat(text: str) -> list[dict[str, Any]]:
+    """cgroup v2 io.stat ("8:0 rbytes=4096 wbytes=0 ...") as ioServiceBytesRecursive
+    entries with op "Read" and "Write"."""
+    entries: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or ":" not in parts[0]:
+            continue
+        major, _, minor = parts[0].partition(":")
+        if not (major.isdigit() and minor.isdigit()):
+            continue
+        fields = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        for key, op in (("rbytes", "Read"), ("wbytes", "Write")):
+            if fields.get(key, "").isdigit():
+                entries.append({"major": int(major), "minor": int(minor), "op": op,
+                                "value": int(fields[key])})  # fmt: skip
+    return entries
 
 
 def oom_kill_count(

@@ -2,12 +2,19 @@
 sized by `--shm-size`...), the image's host binds, and `--volume`, `--mount` and `--tmpfs`
 checked and converted, parents before children; a user mount replaces the defaults at or
 under its destination.
+
+Volumes (`-v NAME:/dst`, `-v /dst`, `--mount type=volume`, the image's VOLUME paths no mount
+covers) are the engine's to create: `volume_requests` lists what a container asks for, the
+engine resolves each to a host folder, and `_mounts` gets them as a mapping: a volume's name,
+or an anonymous volume's destination, to that folder (bound into the container).
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cove.engine.create_options import (
@@ -19,6 +26,7 @@ from cove.engine.create_options import (
     parse_mount,
 )
 from cove.engine.host_info import HostInfo
+from cove.engine.volume_names import check_volume_name
 from cove.errors import InvalidArgument
 from cove.image.bootstrap import host_binds
 from cove.image.image_config import ExecutionConfig
@@ -62,8 +70,8 @@ def _destination(path: str, flag: str, text: str) -> str:
 def _bind_source(source: str, flag: str, text: str, host: HostInfo) -> str:
     if not source.startswith("/"):
         raise InvalidArgument(
-            f"invalid value '{text}' for flag {flag}: named volumes are not supported yet"
-            " (give an absolute host path)"
+            f"invalid value '{text}' for flag {flag}: the bind source {source!r} must be an"
+            " absolute host path"
         )
     clean = posixpath.normpath(source)
     try:
@@ -85,33 +93,60 @@ def _bind(source: str, destination: str, read_only: bool, propagation: str,
             "options": mount_options}  # fmt: skip
 
 
-def _volume_flag(text: str, host: HostInfo) -> dict[str, Any]:
-    """-v SRC:DST[:OPTS]."""
+def is_volume_source(source: str) -> bool:
+    """-v's SRC names a volume (not a host path): it starts with neither / nor ."""
+    return not source.startswith(("/", "."))
+
+
+def _volume_mode(text: str, volume: bool) -> tuple[bool, str, bool]:
+    """-v's OPTS: (read_only, propagation, nocopy)."""
+    parts = text.split(":")
+    read_only, propagation, nocopy = False, "", False
+    for option in parts[2].split(",") if len(parts) == 3 else ():
+        if option == "ro":
+            read_only = True
+        elif option == "rw":
+            read_only = False
+        elif option in PROPAGATIONS:
+            propagation = option
+        elif option == "nocopy" and volume:
+            nocopy = True
+        elif option in ("z", "Z", "consistent", "cached", "delegated", ""):
+            continue  # SELinux relabel, Docker Desktop hints: nothing to do here
+        else:
+            raise InvalidArgument(
+                f"invalid value '{text}' for flag --volume: unknown option {option!r}"
+            )
+    return read_only, propagation, nocopy
+
+
+def _volume_source(key: str, volumes: Mapping[str, str] | None, flag: str, text: str) -> str:
+    if volumes is None or key not in volumes:
+        raise InvalidArgument(
+            f"invalid value '{text}' for flag {flag}: volume {key!r} was not prepared (volumes"
+            " are created by the engine's volume service)"
+        )
+    return volumes[key]
+
+
+def _volume_flag(
+    text: str, host: HostInfo, volumes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """-v SRC:DST[:OPTS] (SRC a host path or a volume name), or -v DST (anonymous)."""
     parts = text.split(":")
     if len(parts) == 1:
-        raise InvalidArgument(
-            f"invalid value '{text}' for flag --volume: anonymous volumes are not supported yet"
-            " (use SRC:DST with an absolute host path)"
-        )
+        destination = _destination(parts[0], "--volume", text)
+        return _bind(_volume_source(destination, volumes, "--volume", text), destination,
+                     False, "")  # fmt: skip
     if len(parts) > 3:
         raise InvalidArgument(f"invalid value '{text}' for flag --volume: expected SRC:DST[:OPTS]")
-    source = _bind_source(parts[0], "--volume", text, host)
+    volume = is_volume_source(parts[0])
+    if volume:
+        source = _volume_source(parts[0], volumes, "--volume", text)
+    else:
+        source = _bind_source(parts[0], "--volume", text, host)
     destination = _destination(parts[1], "--volume", text)
-    read_only, propagation = False, ""
-    if len(parts) == 3:
-        for option in parts[2].split(","):
-            if option == "ro":
-                read_only = True
-            elif option == "rw":
-                read_only = False
-            elif option in PROPAGATIONS:
-                propagation = option
-            elif option in ("z", "Z", "consistent", "cached", "delegated", ""):
-                continue  # SELinux relabel, Docker Desktop hints: nothing to do here
-            else:
-                raise InvalidArgument(
-                    f"invalid value '{text}' for flag --volume: unknown option {option!r}"
-                )
+    read_only, propagation, _nocopy = _volume_mode(text, volume)
     return _bind(source, destination, read_only, propagation)
 
 
@@ -144,10 +179,15 @@ def _tmpfs_flag(text: str) -> dict[str, Any]:
     return _tmpfs(destination, extra)
 
 
-def _mount_flag(item: str | MountOption, host: HostInfo) -> dict[str, Any]:
+def _mount_flag(
+    item: str | MountOption, host: HostInfo, volumes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     mount = parse_mount(item) if isinstance(item, str) else item
     text = item if isinstance(item, str) else f"type={mount.type},target={mount.target}"
     destination = _destination(mount.target, "--mount", text)
+    if mount.type == "volume":
+        source = _volume_source(mount.source or destination, volumes, "--mount", text)
+        return _bind(source, destination, mount.read_only, "")
     if mount.type == "bind":
         source = _bind_source(mount.source, "--mount", text, host)
         return _bind(source, destination, mount.read_only, mount.propagation,
@@ -171,9 +211,15 @@ def _under(path: str, parent: str) -> bool:
 
 
 def _mounts(
-    execution: ExecutionConfig, options: CreateOptions, host: HostInfo, privileged: bool
+    execution: ExecutionConfig,
+    options: CreateOptions,
+    host: HostInfo,
+    privileged: bool,
+    volumes: Mapping[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(spec mounts, image volumes left for the engine)."""
+    """(spec mounts, the image's volumes that no mount covers). `volumes`: the host folders
+    of the volumes the engine prepared (see the module docstring); the image's volumes
+    among them are mounted too."""
     shm_size = DEFAULT_SHM_SIZE
     if _is_set(options.shm_size):
         assert options.shm_size is not None
@@ -187,26 +233,100 @@ def _mounts(
         for source, destination in host_binds(dict(execution.labels))
     ]
     user: list[dict[str, Any]] = []
-    user += [_volume_flag(text, host) for text in options.volumes]
-    user += [_mount_flag(item, host) for item in options.mounts]
+    user += [_volume_flag(text, host, volumes) for text in options.volumes]
+    user += [_mount_flag(item, host, volumes) for item in options.mounts]
     user += [_tmpfs_flag(text) for text in options.tmpfs]
     seen: set[str] = set()
     for mount in user:
         if mount["destination"] in seen:
             raise InvalidArgument(f"duplicate mount point: {mount['destination']}")
         seen.add(mount["destination"])
+    image_volumes = _image_volumes(execution, seen)
+    for path in image_volumes:
+        if volumes is not None and path in volumes:
+            user.append(_bind(volumes[path], path, False, ""))
+            seen.add(path)
     defaults = [
         m for m in _default_mounts(shm_size, privileged)
         if not any(_under(m["destination"], d) for d in seen)
     ]  # fmt: skip
     # parents before children, as Docker sorts them (stable: same depth keeps its order)
     user.sort(key=lambda m: m["destination"].count("/"))
-    volumes = []
+    return image_binds + defaults + user, image_volumes
+
+
+def _image_volumes(execution: ExecutionConfig, covered: set[str]) -> list[str]:
+    """The image's VOLUME paths (normalised, each once) that no mount in `covered` takes."""
+    found: list[str] = []
     for volume in execution.volumes:
         path = posixpath.normpath("/" + volume.lstrip("/"))
-        if path not in seen:
-            volumes.append(path)
-    return image_binds + defaults + user, volumes
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        if path != "/" and path not in covered and path not in found:
+            found.append(path)
+    return found
+
+
+# --- volumes the engine prepares -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VolumeRequest:
+    """A volume a container asks for. `name` "" is an anonymous volume (its `key` is then
+    its destination). `labels`, `options` and `driver` apply when the volume is created
+    (--mount's volume-label, volume-opt, volume-driver); `mode` is -v's OPTS text."""
+
+    name: str
+    destination: str
+    read_only: bool = False
+    nocopy: bool = False
+    mode: str = ""
+    driver: str = "local"
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.name or self.destination
+
+
+def volume_requests(execution: ExecutionConfig, options: CreateOptions) -> list[VolumeRequest]:
+    """The volumes `options` and the image ask for, in order: -v, --mount, then the image's
+    VOLUME paths no mount covers. Checks volume names; the rest is checked by `_mounts`."""
+    requests: list[VolumeRequest] = []
+    covered: set[str] = set()
+    for text in options.volumes:
+        parts = text.split(":")
+        if len(parts) == 1:
+            destination = _destination(parts[0], "--volume", text)
+            requests.append(VolumeRequest("", destination))
+        elif len(parts) <= 3:
+            destination = _destination(parts[1], "--volume", text)
+            if is_volume_source(parts[0]):
+                check_volume_name(parts[0])
+                read_only, _propagation, nocopy = _volume_mode(text, True)
+                requests.append(VolumeRequest(parts[0], destination, read_only, nocopy,
+                                              parts[2] if len(parts) == 3 else ""))  # fmt: skip
+        else:
+            continue  # _volume_flag says what is wrong
+        covered.add(destination)
+    for item in options.mounts:
+        mount = parse_mount(item) if isinstance(item, str) else item
+        text = item if isinstance(item, str) else f"type={mount.type},target={mount.target}"
+        destination = _destination(mount.target, "--mount", text)
+        covered.add(destination)
+        if mount.type == "volume":
+            if mount.source:
+                check_volume_name(mount.source)
+            requests.append(VolumeRequest(
+                mount.source, destination, mount.read_only, mount.volume_nocopy,
+                driver=mount.volume_driver or "local", labels=dict(mount.volume_labels),
+                options=dict(mount.volume_options),
+            ))  # fmt: skip
+    for text in options.tmpfs:
+        covered.add(_destination(text.partition(":")[0], "--tmpfs", text))
+    requests += [VolumeRequest("", path) for path in _image_volumes(execution, covered)]
+    return requests
 
 
 def _is_set(value: object) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,9 +85,9 @@ _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?")
 class GeneratedSpec:
     """What `generate_spec` returns: the spec and what the engine still has to act on.
 
-    `volumes`: the image's VOLUME paths that no mount covers (anonymous volumes for the
-    engine to create once it has a volume service). `init`: --init was asked for (when
-    an init binary was given it is already in the spec as process.args[0]).
+    `volumes`: the image's VOLUME paths that no mount covers (anonymous volumes: the engine
+    creates them, and they are in the spec when it passed their folders). `init`: --init was
+    asked for (when an init binary was given it is already in the spec as process.args[0]).
     """
 
     spec: dict[str, Any]
@@ -112,8 +113,11 @@ def generate_spec(
     host: HostInfo | None = None,
     init_binary: str | None = None,
     cgroups_path: str | None = None,
+    volumes: Mapping[str, str] | None = None,
 ) -> GeneratedSpec:
-    """The OCI runtime spec for `docker run IMAGE` with `options` over `rootfs`."""
+    """The OCI runtime spec for `docker run IMAGE` with `options` over `rootfs`. `volumes`:
+    the host folders of the volumes the engine prepared, by volume name and, for anonymous
+    volumes, by destination (`cove.engine.spec_mounts.volume_requests` lists them)."""
     if isinstance(image_config, ImageConfig):
         execution = image_config.config
     else:
@@ -141,7 +145,7 @@ def generate_spec(
     caps = _capabilities(options, host, warnings)
     privileged = options.privileged
 
-    mounts, image_volumes = _mounts(execution, options, host, privileged)
+    mounts, image_volumes = _mounts(execution, options, host, privileged, volumes)
     if options.init and init_binary:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary,
                        "options": ["rbind", "ro", "rprivate"]})  # fmt: skip

@@ -15,7 +15,9 @@ from typing import Any
 
 from cove.errors import InvalidArgument
 
-STATUSES = ("created", "running", "paused", "exited", "dead")
+# "restarting": exited, waiting out the back-off of its restart policy (see
+# cove.engine.container_autorestart)
+STATUSES = ("created", "running", "paused", "restarting", "exited", "dead")
 
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -151,8 +153,9 @@ class ContainerRecord:
 
     @property
     def running(self) -> bool:
-        """Docker's State.Running: true for running and paused containers."""
-        return self.status in ("running", "paused")
+        """Docker's State.Running: true for running, paused and restarting containers (what
+        `ps` lists without -a)."""
+        return self.status in ("running", "paused", "restarting")
 
 
 def _validate(record: ContainerRecord) -> None:

@@ -3,7 +3,8 @@
 A kill -9 of any cove process, at any moment, can leave: a record that says running for a
 container whose init or monitor is gone; runtime state (cgroups, state dir) of a container
 the engine no longer knows, or no longer runs; an overlay mount of a stopped container; a
-snapshot or a folder without a record; a stale attach socket. Each is a `Finding`; repair
+volume mounted for no running container; a snapshot or a folder without a record; a stale
+attach socket. Each is a `Finding`; repair
 removes it. Containers that run under a live monitor are never touched.
 
 Cgroups (`/sys/fs/cgroup/*/cove/<id>`) and attach sockets (`/run/cove/attach`) are shared by
@@ -61,6 +62,7 @@ def check(root: str, repair: bool = False) -> list[Finding]:
         more = _runtime_states(root, live)
         more += _snapshots(root, records, live)
         more += _container_dirs(store, records)
+        more += _volume_mounts(store)
         known = set(records) | _ids_on_disk(root, store)
         more += _cgroups(live, known)
         more += _sockets(live, known)
@@ -193,6 +195,17 @@ def _snapshots(root: str, records: dict[str, ContainerRecord], live: set[str]) -
             found.append(Finding("mount", f"{point} of stopped container {by_key[key][:12]}",
                                  partial(snapshots.unmount, point)))  # fmt: skip
     return found
+
+
+def _volume_mounts(store: ContainerStore) -> list[Finding]:
+    from cove.engine.volumes import volume_service
+
+    volumes = volume_service(store)
+    return [
+        Finding("mount", f"{v.mountpoint} of volume {v.name}, used by no running container",
+                partial(volumes.unmount_idle, v.name))
+        for v in volumes.idle_mounts()
+    ]  # fmt: skip
 
 
 def _container_dirs(store: ContainerStore, records: dict[str, ContainerRecord]) -> list[Finding]:

@@ -41,12 +41,22 @@ def test_parse_mount() -> None:
     assert (mount.read_only, mount.propagation) == (False, "rshared")
     mount = parse_mount("type=tmpfs,destination=/t,tmpfs-size=1m,tmpfs-mode=700")
     assert (mount.tmpfs_size, mount.tmpfs_mode) == (1 << 20, 0o700)
+    mount = parse_mount(
+        "source=data,target=/d,volume-nocopy,volume-label=a=1,volume-label=b=2,"
+        "volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-driver=local"
+    )
+    assert (mount.type, mount.source, mount.volume_nocopy) == ("volume", "data", True)
+    assert mount.volume_labels == {"a": "1", "b": "2"}
+    assert mount.volume_options == {"type": "tmpfs", "device": "tmpfs"}
+    assert parse_mount("type=volume,target=/anon").source == ""
 
 
 @pytest.mark.parametrize(
     "text, words",
     [
-        ("source=v,target=/x", "volume mounts are not supported"),
+        ("source=v,target=/x,bind-propagation=rshared", "cannot be used with type=volume"),
+        ("type=bind,source=/a,target=/b,volume-nocopy", "cannot be used with type=bind"),
+        ("type=volume,target=/b,volume-opt", "KEY=VALUE"),
         ("type=bind,source=/a", "target is required"),
         ("type=bind,target=/a", "source is required"),
         ("type=tmpfs,source=x,target=/a", "no source"),

@@ -17,6 +17,7 @@ import pytest
 
 from cove.engine.create_options import CreateOptions, MountOption
 from cove.engine.host_info import UNLIMITED, HostInfo
+from cove.engine.spec_mounts import volume_requests
 from cove.engine.specgen import (
     DEFAULT_CAPABILITIES,
     MASKED_PATHS,
@@ -523,8 +524,10 @@ def test_volume_binds(rootfs: Path, tmp_path: Path) -> None:
 
 def test_volume_errors(rootfs: Path, tmp_path: Path) -> None:
     bad(rootfs, CreateOptions(volumes=[f"{tmp_path}/nope:/x"]), "--volume", "does not exist")
-    bad(rootfs, CreateOptions(volumes=["named:/x"]), "--volume", "named volumes")
-    bad(rootfs, CreateOptions(volumes=["/x"]), "--volume", "anonymous")
+    bad(rootfs, CreateOptions(volumes=["named:/x"]), "--volume", "'named' was not prepared")
+    bad(rootfs, CreateOptions(volumes=["/x"]), "--volume", "'/x' was not prepared")
+    bad(rootfs, CreateOptions(volumes=["./rel:/x"]), "--volume", "absolute host path")
+    bad(rootfs, CreateOptions(volumes=[f"{tmp_path}:/x:nocopy"]), "--volume", "'nocopy'")
     bad(rootfs, CreateOptions(volumes=[f"{tmp_path}:rel"]), "--volume", "absolute")
     bad(rootfs, CreateOptions(volumes=[f"{tmp_path}:/"]), "--volume", "over /")
     bad(rootfs, CreateOptions(volumes=[f"{tmp_path}:/x:bogus"]), "--volume", "'bogus'")
@@ -548,7 +551,7 @@ def test_mount_flag(rootfs: Path, tmp_path: Path) -> None:
 
 
 def test_mount_flag_errors(rootfs: Path, tmp_path: Path) -> None:
-    bad(rootfs, CreateOptions(mounts=["type=volume,source=v,target=/x"]), "--mount", "volume")
+    bad(rootfs, CreateOptions(mounts=["type=volume,source=v,target=/x"]), "--mount", "prepared")
     bad(rootfs, CreateOptions(mounts=["type=bind,target=/x"]), "--mount", "source")
     bad(rootfs, CreateOptions(mounts=[f"type=bind,source={tmp_path}/no,target=/x"]),
         "--mount", "does not exist")  # fmt: skip
@@ -598,6 +601,50 @@ def test_image_volumes_left_for_the_engine(rootfs: Path, tmp_path: Path) -> None
     image = ExecutionConfig(cmd=("sh",), volumes=("/data", "/cache/"))
     result = gen(rootfs, CreateOptions(volumes=[f"{tmp_path}:/data"]), image=image)
     assert result.volumes == ["/cache"]
+    assert all(m["destination"] != "/cache" for m in result.spec["mounts"])
+
+
+def test_volumes_prepared_by_the_engine(rootfs: Path, tmp_path: Path) -> None:
+    image = ExecutionConfig(cmd=("sh",), volumes=("/cache", "/data"))
+    options = CreateOptions(
+        volumes=["named:/n:ro,nocopy", "/anon", f"{tmp_path}:/data"],
+        mounts=["type=volume,source=other,target=/o,readonly", "type=volume,target=/m"],
+    )
+    folders = {key: f"/v/{key.strip('/')}" for key in ("named", "/anon", "other", "/m", "/cache")}
+    result = gen(rootfs, options, image=image, volumes=folders)
+    data = result.spec
+    assert mount_at(data, "/n") == {"destination": "/n", "type": "bind", "source": "/v/named",
+                                    "options": ["rbind", "ro", "rprivate"]}  # fmt: skip
+    assert mount_at(data, "/anon")["source"] == "/v/anon"
+    assert mount_at(data, "/o")["options"] == ["rbind", "ro", "rprivate"]
+    assert mount_at(data, "/m")["source"] == "/v/m"
+    cache = mount_at(data, "/cache")
+    assert (cache["source"], cache["options"]) == ("/v/cache", ["rbind", "rprivate"])
+    assert mount_at(data, "/data")["source"] == str(tmp_path)
+    assert result.volumes == ["/cache"]
+
+
+def test_volume_requests(tmp_path: Path) -> None:
+    image = ExecutionConfig(cmd=("sh",), volumes=("/cache/", "/data", "/t", "/cache", "/"))
+    options = CreateOptions(
+        volumes=["named:/n:ro,nocopy", "/anon/", f"{tmp_path}:/data"],
+        mounts=["type=volume,source=other,target=/o,volume-label=k=v,volume-opt=type=tmpfs,"
+                "volume-opt=device=tmpfs", "type=volume,target=/m,volume-nocopy"],
+        tmpfs=["/t:size=1m"],
+    )  # fmt: skip
+    found = volume_requests(image, options)
+    assert [(r.key, r.destination, r.read_only, r.nocopy) for r in found] == [
+        ("named", "/n", True, True), ("/anon", "/anon", False, False),
+        ("other", "/o", False, False), ("/m", "/m", False, True),
+        ("/cache", "/cache", False, False),
+    ]  # fmt: skip
+    assert found[0].mode == "ro,nocopy" and found[2].labels == {"k": "v"}
+    assert found[2].options == {"type": "tmpfs", "device": "tmpfs"}
+    for text in ("bad$name:/x", "a:/x", "-dash:/x"):
+        with pytest.raises(InvalidArgument, match="invalid volume name"):
+            volume_requests(image, CreateOptions(volumes=[text]))
+    with pytest.raises(InvalidArgument, match="invalid volume name"):
+        volume_requests(image, CreateOptions(mounts=["type=volume,source=a/b,target=/x"]))
 
 
 # --- resources ---------------------------------------------------------------------------

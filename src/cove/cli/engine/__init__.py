@@ -14,9 +14,14 @@ import sys
 # command -> (module, one-line help). Aliases map to the same module, as docker's do.
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("container_attach", "connect to a running container's stdio"),
+    "commit": ("container_commit", "make an image from a container's changes"),
     "container": ("container", "manage containers: create, start, stop, ls, rm, prune..."),
+    "cp": ("container_cp", "copy files between a container and the host"),
     "create": ("container_create", "create a container"),
+    "diff": ("container_diff", "list the files a container added, changed, deleted"),
+    "events": ("events", "show engine events as they happen (or since a time)"),
     "exec": ("container_exec", "run a command in a running container"),
+    "export": ("container_export", "a container's filesystem as a tar"),
     "images": ("image_ls", "list images"),
     "image": ("image", "manage images: ls, inspect, tag, rm, prune"),
     "import": ("image_import", "make an image from a root filesystem tarball"),
@@ -37,13 +42,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rmi": ("image_rm", "remove images"),
     "run": ("container_run", "run a command in a new container"),
     "save": ("image_save", "save images to a docker-archive or an OCI archive"),
+    "stats": ("container_stats", "show containers' resource usage"),
     "start": ("container_start", "start containers"),
     "stop": ("container_stop", "stop containers"),
-    "system": ("system", "engine-wide commands: check [--repair]"),
+    "system": ("system", "engine-wide commands: check [--repair], boot, df, prune"),
     "tag": ("image_tag", "give an image another name"),
+    "top": ("container_top", "show a container's processes"),
     "unpause": ("container_unpause", "thaw containers"),
     "update": ("container_update", "change containers' resource limits"),
     "version": ("version", "show cove's version"),
+    "volume": ("volume", "manage volumes: create, ls, inspect, rm, prune"),
     "wait": ("container_wait", "wait for containers to stop, print their exit codes"),
 }
 

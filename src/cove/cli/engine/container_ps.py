@@ -38,7 +38,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.containers import ContainerService
 
     show_all = args.all or args.last >= 0 or args.latest
-    records = ContainerService(context.root).list(show_all, parse_filters(args.filter))
+    service = ContainerService(context.root)
+    records = service.list(show_all, parse_filters(args.filter))
     if args.latest:
         records = records[:1]
     elif args.last >= 0:
@@ -46,15 +47,21 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.quiet:
         sys.stdout.write("".join(f"{r.id if args.no_trunc else r.id[:12]}\n" for r in records))
         return 0
+    from cove.engine.healthcheck import read_state
+
     rows = []
     for record in records:
+        health = ""
+        if record.status == "running" and record.settings.get("healthcheck"):
+            state = read_state(service.store.container_dir(record.id)) or {}
+            health = str(state.get("Status") or "starting")
         command = " ".join(record.config.get("cmd") or record.config.get("entrypoint") or [])
         if not args.no_trunc and len(command) > 20:
             command = command[:19] + "…"
         rows.append({
             "ID": record.id if args.no_trunc else record.id[:12], "Image": record.image_name,
             "Command": f'"{command}"', "CreatedAt": record.created,
-            "RunningFor": human_since(record.created), "Status": status_text(record),
+            "RunningFor": human_since(record.created), "Status": status_text(record, health=health),
             "State": record.status, "Ports": "", "Names": record.name,
             "Labels": ",".join(f"{k}={v}" for k, v in (record.config.get("labels") or {}).items()),
         })  # fmt: skip

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
     parser.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
     parser.add_argument("-v", "--volumes", action="store_true",
-                        help="remove anonymous volumes (they come with cove volume)")  # fmt: skip
+                        help="remove its anonymous volumes too")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     service = ContainerService(context.root)
 
     def remove(term: str) -> None:
-        service.remove(term, force=args.force)
+        service.remove(term, force=args.force, volumes=args.volumes)
 
     status = 0
     for term, error in for_each(args.containers, remove):

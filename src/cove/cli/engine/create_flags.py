@@ -28,8 +28,8 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
     add("-l", "--label", action="append", default=[], help="KEY=VALUE metadata")
     add("--read-only", action="store_true", help="a read-only root filesystem")
     add("--network", "--net", default="none", help="none or host (bridges come later)")
-    add("-v", "--volume", action="append", default=[], help="SRC:DST[:ro]")
-    add("--mount", action="append", default=[], help="type=bind|tmpfs,source=,target=,...")
+    add("-v", "--volume", action="append", default=[], help="SRC:DST[:ro] (SRC: path or volume)")
+    add("--mount", action="append", default=[], help="type=bind|tmpfs|volume,source=,target=,...")
     add("--tmpfs", action="append", default=[], help="/path[:options]")
     add("-m", "--memory", default=None, help="memory limit (100m, 1g)")
     add("--memory-swap", default=None, help="memory + swap limit (-1: unlimited)")
@@ -60,6 +60,13 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
     add("--log-driver", default="json-file", help="json-file (the only one)")
     add("--log-opt", action="append", default=[], help="max-size=SIZE, max-file=N")
     add("--runtime", default="cove", help="cove, runc, crun, or a path")
+    add("--restart", default="no", help="no, always, unless-stopped, on-failure[:max-retries]")
+    add("--health-cmd", default=None, help="command that checks the container's health")
+    add("--health-interval", default=None, help="time between checks (30s)")
+    add("--health-timeout", default=None, help="time a check may take (30s)")
+    add("--health-retries", type=int, default=None, help="failures in a row for unhealthy (3)")
+    add("--health-start-period", default=None, help="time before failures count (0s)")
+    add("--no-healthcheck", action="store_true", help="disable the image's healthcheck")
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -104,8 +111,19 @@ def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
         stop_signal=args.stop_signal, init=args.init, tty=args.tty,
         interactive=args.interactive, network=args.network,
     )  # fmt: skip
+    from cove.engine.healthcheck import health_options
+    from cove.engine.restart_policy import check_restart_policy, parse_restart_policy
+
+    restart_policy = parse_restart_policy(args.restart)
+    check_restart_policy(restart_policy, auto_remove=args.rm)
+    healthcheck = health_options(
+        cmd=args.health_cmd, interval=args.health_interval, timeout=args.health_timeout,
+        retries=args.health_retries, start_period=args.health_start_period,
+        disabled=args.no_healthcheck,
+    )  # fmt: skip
     settings = RunSettings(
         auto_remove=args.rm, tty=args.tty, stdin=args.interactive,
         log_opts=_pairs(args.log_opt, "--log-opt"), stop_timeout=args.stop_timeout,
+        restart_policy=restart_policy, healthcheck=healthcheck,
     )  # fmt: skip
     return options, settings
