@@ -20,7 +20,7 @@ from cove.engine.state_records import ContainerRecord
 from cove.errors import CoveError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what Docker prints for unset times
-INIT_PATH = "/sbin/cove-init"  # cove.engine.specgen.INIT_PATH (not imported: it is heavy)
+INIT_PATH = "/dev/cove-init"  # cove.engine.specgen.INIT_PATH (not imported: it is heavy)
 DRIVER = "overlay"
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 

@@ -78,6 +78,7 @@ def start_container(
             tty=settings.tty, stdin=settings.stdin, log_max_size=size, log_max_file=files,
             exit_command=[*cove_command(), "--root", root, "container", "cleanup", record.id],
             health_interval_ms=health, health_command=health_command if health else (),
+            loopback=str(record.config.get("network") or "none") == "none",
         ))  # fmt: skip
     except BaseException:
         volumes_held.close()

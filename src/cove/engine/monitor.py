@@ -173,6 +173,9 @@ class MonitorOptions:
     # at once); 0 runs none. See cove.engine.healthcheck.
     health_interval_ms: int = 0
     health_command: Sequence[str] = ()
+    # The container has a network namespace of its own: its loopback is brought up, as
+    # Docker's --network none has it (a runtime leaves every device of a new netns down).
+    loopback: bool = False
 
 
 def launch(runtime: OCIRuntime, options: MonitorOptions) -> Launched:
@@ -323,6 +326,8 @@ def _become_monitor(
         masters: list[int] = []
         _create(runtime, options, pid_file, masters, say)
         container_pid = int(pid_file.read_text())
+        if options.loopback:
+            bring_up_loopback(container_pid)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
@@ -405,6 +410,37 @@ def _create(
             os.unlink(path)
         except OSError:
             pass
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def bring_up_loopback(pid: int) -> None:
+    """Set `lo` up in the network namespace of `pid`, from this single-threaded process:
+    enter the namespace, one ioctl, and come back (the monitor and its exit command must
+    live in the host's namespace)."""
+    import fcntl
+    import socket
+    import struct
+
+    from cove.sys.constants import CLONE_NEWNET
+    from cove.sys.linux import LinuxSyscalls
+
+    calls = LinuxSyscalls()
+    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        calls.setns(target, CLONE_NEWNET)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                request = struct.pack("16sH14x", b"lo", 0)
+                flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+                fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+        finally:
+            calls.setns(own, CLONE_NEWNET)
+    finally:
+        os.close(target)
+        os.close(own)
 
 
 def _close_fds_except(keep: set[int]) -> None:

@@ -69,7 +69,9 @@ DEFAULT_SYSCTLS = {
     "net.ipv4.ip_unprivileged_port_start": "0",
     "net.ipv4.ping_group_range": "0 2147483647",
 }
-INIT_PATH = "/sbin/cove-init"
+# On /dev (the runtime's tmpfs), as podman's /dev/init: a read-only root or an image whose
+# /sbin is read-only host userland (bootstrap --from-host) has no room for it elsewhere.
+INIT_PATH = "/dev/cove-init"
 STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
 NETWORK_MODES = ("none", "host")
 

@@ -383,7 +383,7 @@ def test_spec_process_wins_over_options() -> None:
     spec = {
         "hostname": "box",
         "process": {
-            "args": ["/sbin/cove-init", "--", "/entry.sh", "serve", "--port", "80"],
+            "args": ["/dev/cove-init", "--", "/entry.sh", "serve", "--port", "80"],
             "env": ["PATH=/bin", "HOSTNAME=box", "HOME=/root"],
             "cwd": "/work",
             "user": {"uid": 1000, "gid": 100},

@@ -310,8 +310,8 @@ def test_init_flag_and_hook(rootfs: Path, tmp_path: Path) -> None:
     binary = tmp_path / "cove-init"
     binary.write_text("")
     result = gen(rootfs, CreateOptions(init=True), init_binary=str(binary))
-    assert result.spec["process"]["args"] == ["/sbin/cove-init", "--", "/bin/sh"]
-    init_mount = mount_at(result.spec, "/sbin/cove-init")
+    assert result.spec["process"]["args"] == ["/dev/cove-init", "--", "/bin/sh"]
+    init_mount = mount_at(result.spec, "/dev/cove-init")
     assert init_mount["source"] == str(binary)
     assert "ro" in init_mount["options"]
 
