@@ -31,6 +31,7 @@ from cove.engine.monitor import (
     read_exit_file,
 )
 from cove.engine.oci_runtime import runtime_for
+from cove.engine.oci_runtime_subprocess import forget_scratch
 from cove.engine.restart_policy import Decision
 from cove.engine.state import ContainerRecord, ContainerStore, utc_now
 from cove.engine.volumes import VolumeHold, volume_service
@@ -238,6 +239,7 @@ def _finish(
     caller then schedules it)."""
     runtime = runtime_for(record.runtime, root)
     _delete_quietly(runtime, record.id)
+    forget_scratch(runtime.runtime_dir, record.id)
     snapshots = choose_snapshotter(root)
     snapshots.unmount(record.rootfs)
     settings = dict(record.settings)

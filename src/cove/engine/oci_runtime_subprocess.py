@@ -82,11 +82,14 @@ class SubprocessRuntime(OCIRuntime):
 
     # -- plumbing -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def _scratch(self, verb: str) -> Iterator[Path]:
+    def _scratch(self, verb: str, container_id: str = "") -> Iterator[Path]:
         """A fresh log file for one call, removed afterwards."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, path = tempfile.mkstemp(prefix=f"{verb}-", suffix=".log", dir=self.log_dir)
+        # Named after the container, so that a call killed before its clean-up (a timed-out
+        # healthcheck) leaves a file `forget_scratch` finds once the container stops.
+        fd, path = tempfile.mkstemp(prefix=_scratch_prefix(verb, container_id), suffix=".log",
+                                    dir=self.log_dir)  # fmt: skip
         os.close(fd)
         try:
             yield Path(path)
@@ -95,10 +98,13 @@ class SubprocessRuntime(OCIRuntime):
                 os.unlink(path)
 
     @contextlib.contextmanager
-    def _data_file(self, verb: str, data: Mapping[str, Any]) -> Iterator[Path]:
+    def _data_file(
+        self, verb: str, data: Mapping[str, Any], container_id: str = ""
+    ) -> Iterator[Path]:
         """A JSON document (process.json, resources) handed to the runtime by path."""
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, path = tempfile.mkstemp(prefix=f"{verb}-", suffix=".json", dir=self.log_dir)
+        fd, path = tempfile.mkstemp(prefix=_scratch_prefix(verb, container_id), suffix=".json",
+                                    dir=self.log_dir)  # fmt: skip
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(data, f)
@@ -123,7 +129,7 @@ class SubprocessRuntime(OCIRuntime):
         default) instead of capture files."""
         limit = self.timeout if timeout is None else timeout
         with contextlib.ExitStack() as stack:
-            log_path = stack.enter_context(self._scratch(verb))
+            log_path = stack.enter_context(self._scratch(verb, container_id))
             argv = self.command(verb, *args, log_file=log_path)
             out = stack.enter_context(tempfile.TemporaryFile())
             err = stack.enter_context(tempfile.TemporaryFile())
@@ -280,7 +286,7 @@ class SubprocessRuntime(OCIRuntime):
         *,
         timeout: float | None = None,
     ) -> None:
-        with self._data_file("update", resources) as path:
+        with self._data_file("update", resources, container_id) as path:
             args = ["--resources", str(path), container_id]
             self._check("update", container_id, args, timeout=timeout)
 
@@ -296,7 +302,7 @@ class SubprocessRuntime(OCIRuntime):
         stdio: Stdio | None = None,
         timeout: float | None = None,
     ) -> int:
-        with self._data_file("exec", process) as path:
+        with self._data_file("exec", process, container_id) as path:
             args = ["--process", str(path)]
             if detach:
                 args.append("--detach")
@@ -349,3 +355,22 @@ class SubprocessRuntime(OCIRuntime):
             raise RuntimeFailed(self.name, "events", container_id, "event is not a JSON object")
         data = event.get("data", {})
         return dict(data) if isinstance(data, dict) else {}
+
+
+def _scratch_prefix(verb: str, container_id: str) -> str:
+    return f"{verb}-{container_id[:12]}-" if container_id else f"{verb}-"
+
+
+def forget_scratch(runtime_dir: str | os.PathLike[str], container_id: str) -> None:
+    """Remove the scratch files of calls about `container_id` that were killed before their
+    own clean-up (called once the container has stopped: no call about it runs then)."""
+    log_dir = Path(runtime_dir) / LOG_DIR_NAME
+    marker = f"-{container_id[:12]}-"
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return
+    for name in names:
+        if marker in name:
+            with contextlib.suppress(OSError):
+                os.unlink(log_dir / name)

@@ -12,7 +12,6 @@ import fcntl
 import os
 import shutil
 
-from cove.image.layer import apply_layer
 from cove.image.manifest import check_config_matches
 from cove.image.store import ImageRecord, ImageStore
 
@@ -50,6 +49,8 @@ class LayerStore:
             if os.path.isdir(folder):  # another process unpacked it meanwhile
                 return
             try:
+                from cove.image.layer import apply_layer  # tarfile & co.: only to unpack
+
                 apply_layer(blob, partial, digest=digest, diff_id=diff_id,
                             name=f"{record.short_id} layer {digest[:19]}")  # fmt: skip
                 os.rename(partial, folder)

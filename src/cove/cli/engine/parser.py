@@ -80,6 +80,10 @@ class _Simple:
         self.const = const
 
 
+REMAINDER = "..."  # argparse.REMAINDER
+APPEND = "append"  # marks an action="append" flag (not an argparse nargs)
+
+
 class _Fallback(Exception):
     """The command line needs argparse."""
 
@@ -94,6 +98,10 @@ def _simple(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Simple | None:
     if not args or not all(isinstance(a, str) and a for a in args):
         return None
     if not args[0].startswith("-"):
+        if len(args) == 1 and set(kwargs) - _POSITIONAL_KEYS == {"nargs"}:
+            if kwargs["nargs"] == REMAINDER:  # the rest of the line, flags and all
+                return _Simple(args[0], (), default=[], nargs=REMAINDER)
+            return None
         if len(args) != 1 or set(kwargs) - _POSITIONAL_KEYS:
             return None
         return _Simple(args[0], ())
@@ -110,6 +118,14 @@ def _simple(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Simple | None:
         if set(kwargs) - _FLAG_KEYS or kwargs.get("default", False) is not False:
             return None
         return _Simple(dest, tuple(args), flag=True, default=False)
+    if action == "append":
+        default = kwargs.get("default")
+        if set(kwargs) - _STORE_KEYS or not (default is None or isinstance(default, list)):
+            return None
+        type_ = kwargs.get("type")
+        if type_ is not None and not callable(type_):
+            return None
+        return _Simple(dest, tuple(args), default=default, type=type_, nargs=APPEND)
     if action != "store":
         return None
     default = kwargs.get("default")
@@ -190,19 +206,28 @@ class CommandParser:
         values: dict[str, Any] = {spec.dest: spec.default for spec in self._simple}
         seen: set[str] = set()
         positionals = [spec for spec in self._simple if not spec.options]
+        for spec in positionals:
+            if spec.nargs == REMAINDER:
+                values[spec.dest] = []
+        if any(s.nargs == REMAINDER for s in positionals[:-1]):
+            raise _Fallback  # only a last REMAINDER is simple
         index = 0
         while index < len(args):
             arg = args[index]
             index += 1
             if not arg.startswith("-"):
-                if not positionals:
-                    raise _Fallback  # argparse: unrecognized arguments
+                if not positionals or positionals[0].nargs == REMAINDER:
+                    raise _Fallback  # argparse: unrecognized arguments, or its REMAINDER rules
                 values[positionals.pop(0).dest] = arg
+                if positionals and positionals[0].nargs == REMAINDER:
+                    values[positionals.pop(0).dest] = args[index:]
+                    break
                 continue
             name, equals, value = arg.partition("=")
-            spec = self._options.get(name if equals and name.startswith("--") else arg)
-            if spec is None or spec.nargs is not None:
+            found = self._options.get(name if equals and name.startswith("--") else arg)
+            if found is None or found.nargs not in (None, APPEND):
                 raise _Fallback
+            spec = found
             if spec.flag:
                 if equals:
                     raise _Fallback  # argparse: ignored explicit argument
@@ -213,9 +238,12 @@ class CommandParser:
                         raise _Fallback  # argparse: expected one argument
                     value = args[index]
                     index += 1
-                values[spec.dest] = _convert(spec, value)
+                if spec.nargs == APPEND:  # argparse copies the default, then appends
+                    values[spec.dest] = [*(values[spec.dest] or []), _convert(spec, value)]
+                else:
+                    values[spec.dest] = _convert(spec, value)
             seen.add(spec.dest)
-        if positionals:
+        if positionals and not (len(positionals) == 1 and positionals[0].nargs == REMAINDER):
             raise _Fallback  # argparse: the following arguments are required
         for spec in self._simple:
             if spec.dest not in seen and isinstance(spec.default, str) and spec.options:
