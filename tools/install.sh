@@ -15,11 +15,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-packages=(python3 python3-venv busybox-static libseccomp2 gcc libc6-dev)
+packages=(python3 python3-venv busybox-static libseccomp2 gcc libc6-dev nftables iproute2)
 if [ "$with_tests" = 1 ]; then
   # docker.io: dockerd and the docker client, which the tests start privately themselves
   packages+=(runc crun procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap
-             docker.io)
+             docker.io iperf3)
 fi
 missing=()
 for pkg in "${packages[@]}"; do
