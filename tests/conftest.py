@@ -30,6 +30,11 @@ import pytest
 from tests.lib.bundle import Bundle, make_bundle
 from tests.lib.runtimes import RUNTIME_NAMES, Runtime, mounts_under, runtime_argv
 
+# Network safety: the engine's DNS responder forwards names it does not know to the host's
+# resolvers. Tests send no traffic beyond loopback and their own namespaces, so in every
+# test (and every cove process a test starts) it forwards to a closed port on loopback.
+os.environ.setdefault("COVE_DNS_UPSTREAMS", "127.0.0.1:9")
+
 TESTS_DIR = Path(__file__).resolve().parent
 PROBE_SOURCE = TESTS_DIR / "helper" / "coveprobe.c"
 BUSYBOX = Path("/bin/busybox")

@@ -352,3 +352,78 @@ class VolumeInUse(VolumeError):
         super().__init__(f"remove {name}: volume is in use - [{shown}]")
         self.name = name
         self.users = users
+
+
+# --- networks ------------------------------------------------------------------------------
+
+
+class NetworkError(CoveError):
+    """A network cannot be created, read, connected to or removed (names the network)."""
+
+
+class NoSuchNetwork(NetworkError):
+    def __init__(self, term: str) -> None:
+        super().__init__(f"network {term} not found")
+        self.term = term
+
+
+class AmbiguousNetwork(NetworkError):
+    """A short network id matches more than one network (Docker's wording)."""
+
+    def __init__(self, term: str, candidates: list[str]) -> None:
+        super().__init__(
+            f"network {term} is ambiguous ({len(candidates)} matches found based on ID prefix)"
+        )
+        self.term = term
+        self.candidates = candidates
+
+
+class NetworkConflict(NetworkError):
+    """A network name is taken, a subnet overlaps another network's, or a container is
+    already connected (Docker's wording; HTTP 409)."""
+
+
+class NetworkInUse(NetworkError):
+    """A network that containers are connected to cannot be removed (Docker's wording, then
+    the containers)."""
+
+    def __init__(self, name: str, network_id: str, containers: list[str]) -> None:
+        super().__init__(
+            f"error while removing network: network {name} id {network_id[:12]} has active "
+            f"endpoints (containers: {', '.join(containers)})"
+        )
+        self.name = name
+        self.network_id = network_id
+        self.containers = containers
+
+
+class PredefinedNetwork(NetworkError):
+    """An operation that the pre-defined networks (bridge, host, none) refuse (Docker's
+    wording; HTTP 403)."""
+
+
+class IPAMError(NetworkError):
+    """An address cannot be given out: none free, or the one asked for is not on the
+    network; no free subnet for a new network."""
+
+
+class AddressInUse(IPAMError):
+    """The address asked for is already another container's, or the gateway's."""
+
+    def __init__(self, ip: str, network: str) -> None:
+        super().__init__(f"address already in use: {ip} on network {network}")
+        self.ip = ip
+        self.network = network
+
+
+class InvalidPort(InvalidArgument):
+    """A port specification (`-p`, `--expose`, `cove port`) is malformed."""
+
+
+class PortNotPublished(NetworkError):
+    """`cove port CONTAINER PORT`: the container publishes no such port."""
+
+    def __init__(self, port: str, container: str) -> None:
+        super().__init__(f"no public port '{port}' published for {container}")
+        self.port = port
+        self.container = container

@@ -145,11 +145,20 @@ def create_container(
         undo.append(lambda: snapshots.remove(key))
         rootfs = snapshots.mount(key)
         sources = volumes.prepare(requests, planned, rootfs, made)
+        from cove.engine.network import attach
+
+        network = attach.check_create(root, store, options, config.config.exposed_ports)
+        joined = network.joined
         generated = generate_spec(
             config, options, rootfs, container_id=container_id, image_name=image,
             init_binary=init_binary() if options.init else None, volumes=sources,
+            network_namespace=f"/proc/{joined.pid}/ns/net" if joined and joined.pid else "",
+            etc_dir=str(attach.etc_dir(store, container_id, record.config)),
         )  # fmt: skip
-        for warning in generated.warnings:
+        if joined is None:
+            attach.write_etc_files(store.container_dir(container_id), record.config,
+                                   str(generated.spec.get("hostname") or ""))  # fmt: skip
+        for warning in network.warnings + generated.warnings:
             if warn is not None:
                 warn(warning)
         process = generated.spec.get("process") or {}
@@ -161,6 +170,8 @@ def create_container(
         settings_json = dict(record.settings)
         settings_json["stop_signal"] = generated.stop_signal
         settings_json["restart_policy"] = policy
+        if network.bindings:
+            settings_json["port_bindings"] = [b.to_dict() for b in network.bindings]
         health = healthcheck.resolve(settings.healthcheck, healthcheck.image_healthcheck(config))
         settings_json.pop("healthcheck", None)
         if health is not None:

@@ -531,24 +531,24 @@ def _host_config(
         "ContainerIDFile": "",
         "LogConfig": _log_config(extra),
         "NetworkMode": str(options.get("network") or "none"),
-        "PortBindings": {},
+        "PortBindings": _port_map(extra.get("port_bindings")),
         "RestartPolicy": _restart_policy(extra),
         "AutoRemove": bool(extra.get("auto_remove", False)),
         "VolumeDriver": "",
         "VolumesFrom": None,
         "CapAdd": _list_or_none(options.get("cap_add")),
         "CapDrop": _list_or_none(options.get("cap_drop")),
-        "Dns": [],
-        "DnsOptions": [],
-        "DnsSearch": [],
-        "ExtraHosts": None,
+        "Dns": _strings(options.get("dns")),
+        "DnsOptions": _strings(options.get("dns_options")),
+        "DnsSearch": _strings(options.get("dns_search")),
+        "ExtraHosts": _list_or_none(options.get("add_hosts")),
         "GroupAdd": None,
         "IpcMode": "private",
         "Links": None,
         "OomScoreAdj": 0,
         "PidMode": "",
         "Privileged": bool(options.get("privileged")),
-        "PublishAllPorts": False,
+        "PublishAllPorts": bool(options.get("publish_all")),
         "ReadonlyRootfs": bool(options.get("read_only")),
         "SecurityOpt": _list_or_none(options.get("security_opt")),
         "Tmpfs": _tmpfs(options),
@@ -596,27 +596,80 @@ def _endpoint() -> Json:
     }
 
 
-def _network_settings(options: Mapping[str, Any]) -> Json:
+def _port_map(entries: object) -> Json:
+    """settings' port bindings -> Docker's {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    (HostPort "" for a port picked at start)."""
+    found: dict[str, list[Json]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping) or not entry.get("container_port"):
+            continue
+        key = f"{entry['container_port']}/{entry.get('protocol') or 'tcp'}"
+        port = _int(entry.get("host_port"))
+        found.setdefault(key, []).append(
+            {"HostIp": str(entry.get("host_ip") or ""), "HostPort": str(port) if port else ""}
+        )
+    return dict(found)
+
+
+def _ports(extra: Mapping[str, Any]) -> Json:
+    """NetworkSettings.Ports of a running container: where each published port listens."""
+    found = _port_map(extra.get("ports"))
+    for bindings in found.values():
+        for binding in bindings:
+            binding["HostIp"] = binding["HostIp"] or "0.0.0.0"
+    return found
+
+
+def _connected(endpoint: Mapping[str, Any], options: Mapping[str, Any], primary: bool) -> Json:
+    data = _endpoint()
+    aliases = _strings(endpoint.get("aliases"))
+    ip = str(options.get("ip") or "") if primary else ""
+    data.update({
+        "IPAMConfig": {"IPv4Address": ip} if ip else None,
+        "Aliases": aliases or None,
+        "NetworkID": str(endpoint.get("network_id") or ""),
+        "EndpointID": str(endpoint.get("endpoint_id") or ""),
+        "Gateway": str(endpoint.get("gateway") or ""),
+        "IPAddress": str(endpoint.get("ip") or ""),
+        "IPPrefixLen": _int(endpoint.get("prefixlen")),
+        "MacAddress": str(endpoint.get("mac") or ""),
+    })  # fmt: skip
+    return data
+
+
+def _network_settings(options: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Json:
+    """Docker's NetworkSettings: the endpoints of a running container (settings["networks"]),
+    else its network mode with empty ones; the top-level address fields for the default
+    network "bridge", as Docker has them."""
     mode = str(options.get("network") or "none")
+    more = extra or {}
+    endpoints = [e for e in more.get("networks") or [] if isinstance(e, Mapping)]
+    networks: Json = {mode: _endpoint()}
+    if endpoints:
+        networks = {str(e.get("name")): _connected(e, options, index == 0)
+                    for index, e in enumerate(endpoints)}  # fmt: skip
+    default = networks.get("bridge") if mode == "bridge" else None
+    top = {key: default[key] if default else "" for key in
+           ("EndpointID", "Gateway", "IPAddress", "MacAddress")}  # fmt: skip
     return {
         "Bridge": "",
         "SandboxID": "",
         "HairpinMode": False,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
+        "Ports": _ports(more) if endpoints else {},
         "SandboxKey": "",
         "SecondaryIPAddresses": None,
         "SecondaryIPv6Addresses": None,
-        "EndpointID": "",
-        "Gateway": "",
+        "EndpointID": top["EndpointID"],
+        "Gateway": top["Gateway"],
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
+        "IPAddress": top["IPAddress"],
+        "IPPrefixLen": default["IPPrefixLen"] if default else 0,
         "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": {mode: _endpoint()},
+        "MacAddress": top["MacAddress"],
+        "Networks": networks,
     }
 
 
@@ -686,7 +739,7 @@ def inspect_container(
         "GraphDriver": _graph_driver(record, more),
         "Mounts": _mounts(record.config, more),
         "Config": config,
-        "NetworkSettings": _network_settings(record.config),
+        "NetworkSettings": _network_settings(record.config, more),
     }
 
 

@@ -72,19 +72,25 @@ def start_container(
     health = healthcheck.monitor_schedule(record.settings.get("healthcheck"))
     health_command = [*cove_command(), "--root", root, "container", "healthcheck", record.id]
     volumes_held = VolumeHold(None)
+    from cove.engine.network import attach as network
+
+    plan = None
     try:
         volumes_held = volume_service(store).hold_for_start(record)  # mounted until "running"
+        plan = network.prepare(root, store, record)  # leases, /etc/hosts (links come later)
         launched = launch(runtime, MonitorOptions(
             container_id=record.id, bundle=Path(record.bundle), container_dir=container_dir,
             tty=settings.tty, stdin=settings.stdin, log_max_size=size, log_max_file=files,
             exit_command=[*cove_command(), "--root", root, "container", "cleanup", record.id],
             health_interval_ms=health, health_command=health_command if health else (),
-            loopback=str(record.config.get("network") or "none") == "none",
+            loopback=network.own_namespace(network.network_mode(record.config)),
         ))  # fmt: skip
     except BaseException:
         volumes_held.close()
         volume_service(store).release(record)
         _delete_quietly(runtime, record.id)
+        if plan is not None:
+            network.unplug(root, record.id, ports=False)
         snapshots.unmount(record.rootfs)
         raise
     for message in launched.warnings:
@@ -102,6 +108,13 @@ def start_container(
     volumes_held.close()
     client = None
     try:
+        if plan is not None:  # init waits on its exec FIFO: plug its namespace in
+            plugged = network.plug(root, record, plan, launched.container_pid)
+            record = store.update_state(record.id, settings={**record.settings, **plugged})
+            if network.on_user_network(plan.networks):  # its name, for the others to find
+                from cove.engine.network import dns_control
+
+                dns_control.update(root)
         if attach:
             client = AttachClient(attach_socket_path(record.id))
             client.handoff()
@@ -240,9 +253,21 @@ def _finish(
     runtime = runtime_for(record.runtime, root)
     _delete_quietly(runtime, record.id)
     forget_scratch(runtime.runtime_dir, record.id)
+    from cove.engine.network import attach as network
+
+    network.stop(root, store, record)  # port rules, veths, leases (Docker frees the IP)
+    if network.on_user_network(record.settings.get("networks")):
+        import contextlib
+
+        from cove.engine.network import dns_control
+
+        with contextlib.suppress(CoveError, OSError):
+            dns_control.update(root)  # its name goes; the responder stops with the last one
     snapshots = choose_snapshotter(root)
     snapshots.unmount(record.rootfs)
     settings = dict(record.settings)
+    settings.pop("networks", None)
+    settings.pop("ports", None)
     if error_text:
         settings["error"] = error_text
     else:

@@ -358,6 +358,9 @@ class ContainerService:
                     runtime.delete(record.id, force=True)
                 except RuntimeFailed:
                     pass
+            from cove.engine.network import attach as network
+
+            network.remove(self.root, current)  # what a killed start may have left
             remove_files(self.store, self.root, record.id)
             events.emit(self.root, "destroy", current)
         from cove.engine.volumes import volume_service

@@ -88,7 +88,15 @@ class CreateOptions:
     init: bool = False
     tty: bool = False
     interactive: bool = False
-    network: str = "none"  # "none" or "host" for now
+    network: str = "bridge"  # bridge | NAME (a user network) | host | none | container:NAME
+    publish: list[str] = field(default_factory=list)  # -p "[IP:][HOSTPORT:]PORT[/PROTO]"
+    publish_all: bool = False  # -P: every EXPOSEd port on a free host port
+    ip: str = ""  # --ip (user networks only)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)  # --add-host "NAME:IP"
+    network_aliases: list[str] = field(default_factory=list)
 
 
 # --- sizes -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cove.engine import seccomp_default, spec_resources
@@ -73,7 +74,11 @@ DEFAULT_SYSCTLS = {
 # /sbin is read-only host userland (bootstrap --from-host) has no room for it elsewhere.
 INIT_PATH = "/dev/cove-init"
 STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
-NETWORK_MODES = ("none", "host")
+# --network: these, a user network's name or id, or container:NAME (its namespace's path is
+# `network_namespace`); bridge and user networks get a namespace of their own, as none does.
+NETWORK_MODES = ("bridge", "none", "host")
+_NETWORK_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+CONTAINER_NETWORK = "container:"
 
 # Sysctls a container may set (they are per namespace): Docker's list.
 _IPC_SYSCTLS = frozenset(
@@ -116,10 +121,15 @@ def generate_spec(
     init_binary: str | None = None,
     cgroups_path: str | None = None,
     volumes: Mapping[str, str] | None = None,
+    network_namespace: str = "",
+    etc_dir: str = "",
 ) -> GeneratedSpec:
     """The OCI runtime spec for `docker run IMAGE` with `options` over `rootfs`. `volumes`:
     the host folders of the volumes the engine prepared, by volume name and, for anonymous
-    volumes, by destination (`cove.engine.spec_mounts.volume_requests` lists them)."""
+    volumes, by destination (`cove.engine.spec_mounts.volume_requests` lists them).
+    `network_namespace`: with --network container:NAME, the path of NAME's namespace.
+    `etc_dir`: the folder whose hosts, hostname and resolv.conf are bound over the image's
+    /etc ones (as Docker does; see `cove.engine.network.hosts`)."""
     if isinstance(image_config, ImageConfig):
         execution = image_config.config
     else:
@@ -128,11 +138,13 @@ def generate_spec(
     image = image_name or "the image"
     warnings: list[str] = []
 
-    network = options.network or "none"
-    if network not in NETWORK_MODES:
+    network = options.network or "bridge"
+    joined = network.startswith(CONTAINER_NETWORK)
+    target = network[len(CONTAINER_NETWORK) :] if joined else network
+    if network not in NETWORK_MODES and not _NETWORK_NAME_RE.fullmatch(target):
         raise InvalidArgument(
-            f"invalid value '{network}' for flag --network: only none and host are supported"
-            " for now"
+            f"invalid value '{network}' for flag --network: want bridge, host, none, a network's"
+            " name or container:NAME"
         )
 
     args = _process_args(execution, options, image)
@@ -148,6 +160,12 @@ def generate_spec(
     privileged = options.privileged
 
     mounts, image_volumes = _mounts(execution, options, host, privileged, volumes)
+    if etc_dir:
+        from cove.engine.network.hosts import mounts_for
+
+        taken = {m["destination"] for m in mounts}
+        mounts += [m for m in mounts_for(Path(etc_dir), options.read_only)
+                   if m["destination"] not in taken]  # fmt: skip
     if options.init and init_binary:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary,
                        "options": ["rbind", "ro", "rprivate"]})  # fmt: skip
@@ -165,8 +183,10 @@ def generate_spec(
         if part:
             resources[key] = part
 
-    namespaces = [{"type": "mount"}]
-    if network != "host":
+    namespaces: list[dict[str, str]] = [{"type": "mount"}]
+    if joined:
+        namespaces.append({"type": "network", "path": network_namespace})
+    elif network != "host":
         namespaces.append({"type": "network"})
     namespaces += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
     if host.cgroup_v2:
@@ -414,16 +434,17 @@ def _seccomp_file(setting: str, caps: list[str], host: HostInfo) -> dict[str, An
 
 
 def _sysctls(options: CreateOptions, network: str) -> dict[str, str]:
-    out = dict(DEFAULT_SYSCTLS) if network != "host" else {}
+    shared = network == "host" or network.startswith(CONTAINER_NETWORK)
+    out = dict(DEFAULT_SYSCTLS) if not shared else {}
     for name, value in options.sysctls.items():
         text = f"{name}={value}"
         if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
             pass
         elif name.startswith("net."):
-            if network == "host":
+            if shared:
                 raise InvalidArgument(
                     f"invalid value '{text}' for flag --sysctl: net.* sysctls cannot be set with"
-                    " --network host (they would change the host)"
+                    f" --network {network} (they would change the host or another container)"
                 )
         elif name == "kernel.domainname":
             pass

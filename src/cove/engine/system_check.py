@@ -4,7 +4,9 @@ A kill -9 of any cove process, at any moment, can leave: a record that says runn
 container whose init or monitor is gone; runtime state (cgroups, state dir) of a container
 the engine no longer knows, or no longer runs; an overlay mount of a stopped container; a
 volume mounted for no running container; a snapshot or a folder without a record; a stale
-attach socket. Each is a `Finding`; repair
+attach socket; a veth, published-port rules or addresses of a container that is not
+running, a bridge of a removed network, cove's nft table with no container. Each is a
+`Finding`; repair
 removes it. Containers that run under a live monitor are never touched.
 
 Cgroups (`/sys/fs/cgroup/*/cove/<id>`) and attach sockets (`/run/cove/attach`) are shared by
@@ -66,6 +68,7 @@ def check(root: str, repair: bool = False) -> list[Finding]:
         known = set(records) | _ids_on_disk(root, store)
         more += _cgroups(live, known)
         more += _sockets(live, known)
+        more += _networks(root, store, live, known)
         if repair:
             _apply(more)
         return findings + more
@@ -287,6 +290,15 @@ def _sockets(live: set[str], known: set[str]) -> list[Finding]:
         found.append(Finding("socket", f"{sock} of no running container",
                              partial(sock.unlink, missing_ok=True)))  # fmt: skip
     return found
+
+
+def _networks(root: str, store: ContainerStore, live: set[str], known: set[str]) -> list[Finding]:
+    """veths, nft rules and leases of containers not running; bridges of removed networks;
+    cove's nft table with no container (see `cove.engine.network.attach.leftovers`)."""
+    from cove.engine.network.attach import leftovers
+
+    return [Finding(item.kind, item.what, item.repair)
+            for item in leftovers(root, store, live, known)]  # fmt: skip
 
 
 def _old_files(directory: Path, kind: str) -> list[Finding]:

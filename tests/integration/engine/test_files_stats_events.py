@@ -95,7 +95,8 @@ def test_oom_event(eng: Path) -> None:
 
 
 def test_stats_show_cpu_and_the_memory_limit(eng: Path) -> None:
-    cid = run_d(eng, "--name", "burn", "--memory", "64m", "bb:1", "sh", "-c", BURN)
+    cid = run_d(eng, "--name", "burn", "--memory", "64m", "--network", "none", "bb:1", "sh", "-c",
+                BURN)  # fmt: skip
     out = ok(eng, "stats", "--no-stream", "--format", "{{json .}}", "burn")
     row = json.loads(out)
     assert row["ID"] == cid[:12] and row["Name"] == "burn"

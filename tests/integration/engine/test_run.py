@@ -69,8 +69,8 @@ def test_docker_exit_codes_and_nothing_created(engine: Path) -> None:
 def test_same_results_through_each_runtime(engine: Path, runtime: str) -> None:
     script = ("cat /sys/fs/cgroup/pids/pids.max; grep CapEff /proc/self/status; "
               "ip -o link | wc -l; exit 7")  # fmt: skip
-    res = cove(engine, "run", "--rm", "--runtime", runtime, "--pids-limit", "77", "bb:1",
-               "sh", "-c", script)  # fmt: skip
+    res = cove(engine, "run", "--rm", "--runtime", runtime, "--pids-limit", "77",
+               "--network", "none", "bb:1", "sh", "-c", script)  # fmt: skip
     assert res.returncode == 7, res.stderr
     pids, caps, links = res.stdout.split("\n")[:3]
     assert pids == "77"

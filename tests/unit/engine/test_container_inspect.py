@@ -178,7 +178,7 @@ def test_host_config_defaults() -> None:
     assert host["BlkioDeviceReadBps"] == []
     assert host["LogConfig"] == {"Type": "json-file", "Config": {}}
     assert host["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
-    assert host["NetworkMode"] == "none"
+    assert host["NetworkMode"] == "bridge"  # docker's default
     assert host["PortBindings"] == {}
     assert host["AutoRemove"] is False
     assert host["Runtime"] == "cove"
@@ -436,7 +436,7 @@ def test_stop_signal_option_and_network_settings() -> None:
 
 
 def test_network_none() -> None:
-    networks = inspect(make())["NetworkSettings"]["Networks"]
+    networks = inspect(make(config=options_dict(network="none")))["NetworkSettings"]["Networks"]
     assert list(networks) == ["none"]
     assert networks["none"]["Gateway"] == "" and networks["none"]["IPPrefixLen"] == 0
 

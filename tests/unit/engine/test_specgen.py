@@ -704,7 +704,7 @@ def test_memory_without_swap_accounting(rootfs: Path) -> None:
         (CreateOptions(sysctls={"vm.swappiness": "1"}), ("--sysctl", "vm.swappiness")),
         (CreateOptions(sysctls={"kernel.hostname": "x"}), ("--sysctl", "--hostname")),
         (CreateOptions(network="host", sysctls={"net.ipv4.ip_forward": "1"}), ("--sysctl", "host")),
-        (CreateOptions(network="bridge"), ("--network", "'bridge'")),
+        (CreateOptions(network="no such/name"), ("--network", "'no such/name'")),
         (CreateOptions(devices=["/dev/nope"]), ("--device", "/dev/nope")),
         (CreateOptions(devices=["/dev/null:/x:rwz"]), ("--device", "permissions")),
         (CreateOptions(devices=["dev/null"]), ("--device", "absolute")),

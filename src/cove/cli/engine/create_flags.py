@@ -27,7 +27,17 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
     add("--hostname", default="", help="the container's hostname")
     add("-l", "--label", action="append", default=[], help="KEY=VALUE metadata")
     add("--read-only", action="store_true", help="a read-only root filesystem")
-    add("--network", "--net", default="none", help="none or host (bridges come later)")
+    add("--network", "--net", default="bridge",
+        help="bridge (default), a network's name, host, none, or container:NAME")  # fmt: skip
+    add("-p", "--publish", action="append", default=[],
+        help="[IP:][HOSTPORT:]PORT[/PROTO]: publish a container port on the host")  # fmt: skip
+    add("-P", "--publish-all", action="store_true", help="publish every EXPOSEd port")
+    add("--ip", default="", help="IPv4 address on a user network")
+    add("--dns", action="append", default=[], help="a DNS server")
+    add("--dns-search", action="append", default=[], help="a DNS search domain")
+    add("--dns-option", action="append", default=[], help="a resolv.conf option")
+    add("--add-host", action="append", default=[], help="NAME:IP line of /etc/hosts")
+    add("--network-alias", action="append", default=[], help="a DNS alias on the network")
     add("-v", "--volume", action="append", default=[], help="SRC:DST[:ro] (SRC: path or volume)")
     add("--mount", action="append", default=[], help="type=bind|tmpfs|volume,source=,target=,...")
     add("--tmpfs", action="append", default=[], help="/path[:options]")
@@ -109,7 +119,10 @@ def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
         security_opt=list(args.security_opt), ulimits=list(args.ulimit),
         sysctls=_pairs(args.sysctl, "--sysctl"), shm_size=args.shm_size,
         stop_signal=args.stop_signal, init=args.init, tty=args.tty,
-        interactive=args.interactive, network=args.network,
+        interactive=args.interactive, network=args.network, publish=list(args.publish),
+        publish_all=args.publish_all, ip=args.ip, dns=list(args.dns),
+        dns_search=list(args.dns_search), dns_options=list(args.dns_option),
+        add_hosts=list(args.add_host), network_aliases=list(args.network_alias),
     )  # fmt: skip
     from cove.engine.healthcheck import health_options
     from cove.engine.restart_policy import check_restart_policy, parse_restart_policy

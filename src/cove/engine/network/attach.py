@@ -1,0 +1,696 @@
+"""The data plane of a container's networks: what `start` and `stop` (and `network connect`
+/ `disconnect`) do to the host, from the networks and leases of `networks.py`.
+
+    when            what                                              where
+    create          check the mode (bridge | NAME | host | none |     check_create
+                    container:NAME), -p/-P/--ip/--dns against it; the
+                    requested port bindings; /etc/hosts, hostname,
+                    resolv.conf written in the container's folder     write_etc_files
+    start, before   a lease on each network (the address, the MAC);   prepare
+    the runtime's   /etc/hosts with the addresses; container:NAME:
+    create          the joined namespace's path brought up to date
+    start, after    (init waits on its exec FIFO; we know its pid)    plug
+    the create      bridge (made on first use), veth into the
+                    container's namespace, address, route; nftables:
+                    the table, the network's set elements, a DNAT
+                    rule per published port (host ports picked now)
+    exit            port rules deleted, veths deleted, leases         unplug
+                    released (Docker frees the address on stop); the
+                    table goes when no cove veth is left on the host
+    rm, check       unplug again (idempotent)
+
+Everything `unplug` undoes is found from the container id alone (rule comments, veth names
+derived from (container id, network id), leases by container), so a start killed at any
+step is undone by the next clean-up or `system check --repair`.
+
+Host-wide state (the `inet cove` table, bridges, veth names) is shared by every engine root
+on the host: changes to it hold `/run/cove/network.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cove.errors import CoveError, InvalidArgument, NetworkError
+
+if TYPE_CHECKING:
+    from cove.engine.network.networks import Lease, Network, NetworkService
+    from cove.engine.network.ports import PortBinding
+    from cove.engine.network.rtnl import Netlink
+    from cove.engine.state import ContainerRecord, ContainerStore
+
+HOST_LOCK = "/run/cove/network.lock"
+PSEUDO_MODES = ("none", "host")
+CONTAINER_PREFIX = "container:"
+EMBEDDED_DNS = ""  # no resolver of the engine's by default (see `dns_server_for`)
+
+
+# --- network modes --------------------------------------------------------------------------
+
+
+def network_mode(config: Mapping[str, Any]) -> str:
+    """The container's --network: records made before networks existed said "none"."""
+    return str(config.get("network") or "none")
+
+
+def own_namespace(mode: str) -> bool:
+    """The container has a network namespace of its own (bridge, NAME, none)."""
+    return mode != "host" and not mode.startswith(CONTAINER_PREFIX)
+
+
+def uses_networks(mode: str) -> bool:
+    """bridge or a user network: leases, veths, rules."""
+    return own_namespace(mode) and mode != "none"
+
+
+@dataclass
+class CreateCheck:
+    """What `check_create` found: the port bindings asked for (host port 0: picked at
+    start), the joined container for container:NAME, warnings."""
+
+    bindings: list[PortBinding] = field(default_factory=list)
+    joined: ContainerRecord | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_create(
+    root: str,
+    store: ContainerStore,
+    options: Any,
+    exposed: Sequence[str] = (),
+) -> CreateCheck:
+    """Docker's checks of --network and the flags that depend on it. `options`: the
+    CreateOptions; `exposed`: the image's ExposedPorts keys (for -P)."""
+    from cove.engine.network import ports
+
+    mode = str(options.network or "bridge")
+    found = CreateCheck()
+    publish = [b for spec in options.publish for b in ports.parse_publish(spec)]
+    if options.publish_all:
+        asked = {(b.container_port, b.protocol) for b in publish}
+        publish += [b for b in ports.expose_all({key: {} for key in exposed})
+                    if (b.container_port, b.protocol) not in asked]  # fmt: skip
+    if mode.startswith(CONTAINER_PREFIX):
+        target = mode[len(CONTAINER_PREFIX) :]
+        if not target:
+            raise InvalidArgument("invalid value 'container:' for flag --network: name a container")
+        if options.publish or options.publish_all:
+            raise InvalidArgument("conflicting options: port publishing and the container type "
+                                  "network mode")  # fmt: skip
+        if options.hostname:
+            raise InvalidArgument("conflicting options: hostname and the network mode")
+        if options.dns or options.dns_search or options.dns_options or options.add_hosts:
+            raise InvalidArgument("conflicting options: dns and the network mode")
+        if options.ip:
+            raise InvalidArgument("conflicting options: --ip and the network mode")
+        found.joined = store.get(target)
+        return found
+    if options.ip or options.network_aliases:
+        if mode in ("bridge", *PSEUDO_MODES):
+            flag = "--ip" if options.ip else "--network-alias"
+            raise InvalidArgument(f"{flag}: user specified IP address and aliases are supported "
+                                  "on user defined networks only")  # fmt: skip
+    if mode == "host":
+        if publish:
+            found.warnings.append("Published ports are discarded when using host network mode")
+        return found
+    if mode == "none":
+        return found
+    from cove.engine.network.networks import NetworkService
+
+    network = NetworkService(root).get(mode)
+    if network.pseudo:  # found by id
+        return found
+    if options.ip:
+        import ipaddress
+
+        try:
+            address = ipaddress.IPv4Address(options.ip)
+        except ValueError:
+            raise InvalidArgument(f"invalid value '{options.ip}' for flag --ip: not an IPv4 "
+                                  "address") from None  # fmt: skip
+        if address not in ipaddress.IPv4Network(network.subnet):
+            raise InvalidArgument(f"invalid value '{options.ip}' for flag --ip: not in the subnet "
+                                  f"{network.subnet} of network {network.name}")  # fmt: skip
+    if network.internal and publish:
+        found.warnings.append(f"network {network.name} is internal: published ports are ignored")
+        publish = []
+    found.bindings = publish
+    return found
+
+
+def joined_namespace(store: ContainerStore, config: Mapping[str, Any]) -> str:
+    """container:NAME: the path of that container's network namespace (it must run)."""
+    target = network_mode(config)[len(CONTAINER_PREFIX) :]
+    record = store.get(target)
+    if record.status not in ("running", "paused") or record.pid <= 0:
+        raise NetworkError(f"cannot join network of a non running container: {target}")
+    return f"/proc/{record.pid}/ns/net"
+
+
+def etc_dir(store: ContainerStore, container_id: str, config: Mapping[str, Any]) -> Path:
+    """The folder whose hosts, hostname and resolv.conf the container gets: its own, or with
+    container:NAME that container's."""
+    mode = network_mode(config)
+    if mode.startswith(CONTAINER_PREFIX):
+        return store.container_dir(store.get(mode[len(CONTAINER_PREFIX) :]).id)
+    return store.container_dir(container_id)
+
+
+def write_etc_files(
+    folder: Path,
+    config: Mapping[str, Any],
+    hostname: str,
+    addresses: Sequence[str] = (),
+    host_gateway: str = "",
+    embedded_dns: str = EMBEDDED_DNS,
+) -> None:
+    from cove.engine.network import hosts
+
+    hosts.write_files(
+        folder, hostname=hostname, network_mode=network_mode(config), addresses=addresses,
+        add_hosts=list(config.get("add_hosts") or ()), host_gateway=host_gateway,
+        dns=list(config.get("dns") or ()), dns_search=list(config.get("dns_search") or ()),
+        dns_options=list(config.get("dns_options") or ()), embedded_dns=embedded_dns,
+    )  # fmt: skip
+
+
+# --- the host-wide lock ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def host_lock() -> Iterator[int]:
+    """flock(2) of HOST_LOCK; yields the descriptor (a child given it holds the lock too)."""
+    os.makedirs(os.path.dirname(HOST_LOCK), mode=0o755, exist_ok=True)
+    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+# --- start ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What `prepare` gave the container: a lease per network (in order), the port bindings
+    to publish."""
+
+    networks: list[tuple[Network, Lease]] = field(default_factory=list)
+    bindings: list[PortBinding] = field(default_factory=list)
+
+
+def container_networks(
+    service: NetworkService, record: ContainerRecord
+) -> list[tuple[Network, list[str]]]:
+    """The networks of the container and its aliases on each: its --network (unless `network
+    disconnect` took it off), then those `network connect` added (settings["connected"])."""
+    mode = network_mode(record.config)
+    wanted: list[tuple[str, list[str]]] = []
+    if uses_networks(mode):
+        wanted.append((mode, [str(a) for a in record.config.get("network_aliases") or ()]))
+    for entry in record.settings.get("connected") or []:  # names (`cove network connect`)
+        if isinstance(entry, Mapping):
+            wanted.append((str(entry.get("network")), [str(a) for a in entry.get("aliases") or ()]))
+        else:
+            wanted.append((str(entry), []))
+    dropped = set(record.settings.get("disconnected") or ())
+    found: list[tuple[Network, list[str]]] = []
+    for term, aliases in wanted:
+        network = service.get(term)
+        if network.pseudo or network.id in dropped or any(n.id == network.id for n, _ in found):
+            continue
+        found.append((network, aliases))
+    return found
+
+
+def has_networks(record: ContainerRecord) -> bool:
+    return uses_networks(network_mode(record.config)) or bool(record.settings.get("connected"))
+
+
+def dns_server_for(network: Network) -> str:
+    """THE HOOK for embedded DNS: the address of the engine's resolver on `network`, which
+    then becomes the container's only nameserver (the host's servers are its forwarders:
+    `hosts.resolv_conf(embedded_dns=...)` writes Docker's shape). "" for none: the host's
+    servers, as now. To turn it on for user networks: return
+    `dns_control.nameserver_for(network) or ""` here, and call `dns_control.update(root)`
+    after `plug` and `unplug` (and in `connect`/`disconnect`), so the responder knows the
+    names and runs while some user network has a container. (Both done: user networks get
+    the engine's responder; the default bridge keeps the host's servers, as Docker's.)"""
+    from cove.engine.network import dns_control
+
+    return dns_control.nameserver_for(network) or EMBEDDED_DNS
+
+
+def on_user_network(networks: object) -> bool:
+    """Whether a container's endpoints (settings["networks"]) or a plan's (network, lease)
+    pairs include a user network: only then does the DNS responder care."""
+    for item in networks if isinstance(networks, list | tuple) else ():
+        name = item[0].name if isinstance(item, tuple) else dict(item).get("network")
+        if name and name not in ("bridge", "host", "none"):
+            return True
+    return False
+
+
+def prepare(root: str, store: ContainerStore, record: ContainerRecord) -> Plan | None:
+    """Before the runtime's create: leases, /etc/hosts, the joined namespace's path. None
+    when the container has no networks of its own (none, host, container:NAME)."""
+    mode = network_mode(record.config)
+    if mode.startswith(CONTAINER_PREFIX):
+        _update_joined_namespace(record, joined_namespace(store, record.config))
+        return None
+    if not has_networks(record):
+        return None
+    from cove.engine.network.networks import NetworkService
+    from cove.engine.network.ports import PortBinding
+
+    service = NetworkService(root)
+    plan = Plan()
+    try:
+        for index, (network, aliases) in enumerate(container_networks(service, record)):
+            primary = index == 0 and uses_networks(mode)
+            lease = service.allocate(
+                network, record.id, ip=str(record.config.get("ip") or "") if primary else "",
+                aliases=aliases,
+            )  # fmt: skip
+            plan.networks.append((network, lease))
+        if plan.networks and not plan.networks[0][0].internal:
+            plan.bindings = [
+                PortBinding.from_dict(b) for b in record.settings.get("port_bindings", [])
+            ]
+        hostname = _hostname(record)
+        gateway = plan.networks[0][1].gateway if plan.networks else ""
+        dns = dns_server_for(plan.networks[0][0]) if plan.networks else ""
+        write_etc_files(store.container_dir(record.id), record.config, hostname,
+                        [lease.ip for _, lease in plan.networks], gateway, dns)  # fmt: skip
+    except BaseException:
+        for network, _ in plan.networks:
+            service.release(network, record.id)
+        raise
+    finally:
+        service.close()
+    return plan
+
+
+def _hostname(record: ContainerRecord) -> str:
+    try:
+        spec = json.loads((Path(record.bundle) / "config.json").read_text())
+        return str(spec.get("hostname") or record.id[:12])
+    except (OSError, ValueError):
+        return record.id[:12]
+
+
+def _update_joined_namespace(record: ContainerRecord, path: str) -> None:
+    spec_path = Path(record.bundle) / "config.json"
+    try:
+        spec = json.loads(spec_path.read_text())
+    except (OSError, ValueError):
+        return
+    changed = False
+    for namespace in spec.get("linux", {}).get("namespaces", []):
+        if namespace.get("type") == "network" and namespace.get("path") != path:
+            namespace["path"] = path
+            changed = True
+    if changed:
+        tmp = spec_path.with_name("config.json.tmp")
+        tmp.write_text(json.dumps(spec))
+        tmp.replace(spec_path)
+
+
+def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, Any]:
+    """After the runtime's create (`pid`: the container's init): links, addresses, rules.
+    The record's settings to store: "networks" (the endpoints) and "ports" (the published
+    ports with their host ports). On failure what was done is undone (`unplug`)."""
+    from cove.engine.network import bridge, firewall
+    from cove.engine.network.rtnl import Netlink
+
+    try:
+        with host_lock(), Netlink() as nl:
+            # other running containers on cove networks: the table is there
+            others = [link for link in bridge.cove_veths(nl) if bridge.in_use(link)]
+            firewall.enable_forwarding(root)
+            published = _resolve_ports(record.id, plan) if plan.bindings else []
+            script = "".join(firewall.network_script(_rules_of(n)) for n, _ in plan.networks)
+            if published:
+                lease = plan.networks[0][1]
+                script += firewall.ports_script(
+                    firewall.PortRule(record.id, b.protocol, b.host_ip, b.host_port, lease.ip,
+                                      b.container_port)
+                    for b in published
+                )  # fmt: skip
+            pending = firewall.ensure_start(script, table_likely=bool(others))  # meanwhile:
+            try:
+                endpoints = [
+                    _wire(nl, network, record.id, pid, lease, f"eth{index}")
+                    for index, (network, lease) in enumerate(plan.networks)
+                ]
+            finally:
+                firewall.ensure_finish(pending)
+    except BaseException:
+        with contextlib.suppress(CoveError, OSError):
+            unplug(root, record.id, ports=True)
+        raise
+    return {"networks": endpoints, "ports": [b.to_dict() for b in published]}
+
+
+def _rules_of(network: Network) -> Any:
+    from cove.engine.network.firewall import NetworkRules
+
+    return NetworkRules(network.bridge, network.subnet, network.internal)
+
+
+def _resolve_ports(container_id: str, plan: Plan) -> list[PortBinding]:
+    """Host ports for the bindings (0: a free one); a port another container publishes is
+    refused with Docker's words. The caller holds the host lock."""
+    from cove.engine.network import firewall, ports
+
+    listing = firewall.ports_listing()
+    taken = [
+        (protocol, host_ip, port)
+        for protocol, host_ip, port, owner in (firewall.published(listing) if listing else [])
+        if owner != container_id
+    ]
+    resolved: list[ports.PortBinding] = []
+    for binding in plan.bindings:
+        host_port = binding.host_port
+        same_proto = [
+            (ip, port) for protocol, ip, port in taken if protocol == binding.protocol
+        ] + [(b.host_ip, b.host_port) for b in resolved if b.protocol == binding.protocol]
+        if host_port == 0:
+            host_port = ports.pick_free_port(binding.protocol, binding.host_ip,
+                                             [port for _, port in same_proto])  # fmt: skip
+        else:
+            for ip, port in same_proto:
+                if port == host_port and (not ip or not binding.host_ip or ip == binding.host_ip):
+                    raise NetworkError(
+                        f"Bind for {binding.host_ip or '0.0.0.0'}:{host_port} failed: port is "
+                        "already allocated"
+                    )
+        resolved.append(ports.PortBinding(binding.host_ip, host_port, binding.container_port,
+                                          binding.protocol))  # fmt: skip
+    return resolved
+
+
+def _wire(
+    nl: Netlink, network: Network, container_id: str, pid: int, lease: Lease, ifname: str
+) -> dict[str, Any]:
+    """Plug the namespace of `pid` into `network` with `lease`: the bridge (made if
+    missing), a veth with the lease's MAC and address, the default route (on eth0, unless
+    the network is internal). The endpoint, as stored in settings["networks"]. Firewall
+    rules are the caller's."""
+    from cove.engine.network import bridge
+
+    mtu = network.mtu or bridge.uplink_mtu(nl)
+    index = bridge.ensure_bridge(nl, network.bridge, network.gateway, network.prefixlen, mtu)
+    veth = bridge.veth_name(container_id, network.id)
+    bridge.attach(
+        nl, pid, bridge_index=index, veth=veth,
+        alias=bridge.veth_alias(container_id, network.id, pid),
+        ifname=ifname, ip=lease.ip, prefixlen=lease.prefixlen, mac=lease.mac,
+        gateway=lease.gateway, mtu=mtu, default_route=not network.internal and ifname == "eth0",
+    )  # fmt: skip
+    return {
+        "name": network.name, "network_id": network.id, "endpoint_id": lease.endpoint_id,
+        "ip": lease.ip, "prefixlen": lease.prefixlen, "gateway": lease.gateway,
+        "mac": lease.mac, "aliases": list(lease.aliases), "bridge": network.bridge,
+        "veth": veth, "ifname": ifname, "internal": network.internal,
+    }  # fmt: skip
+
+
+def connect(root: str, network: Network, record: ContainerRecord, lease: Lease) -> dict[str, Any]:
+    """`network connect` of a running container: wired to `network` with `lease` at once (as
+    eth1, eth2...: the first free name), the network's firewall elements added, its
+    /etc/hosts rewritten. Returns the endpoint for settings["networks"]; the caller keeps
+    the records (settings["connected"], the endpoints) and gives the lease back on failure."""
+    from cove.engine.network import bridge, firewall
+    from cove.engine.network.rtnl import Netlink
+    from cove.engine.state import ContainerStore
+
+    if record.pid <= 0:
+        raise NetworkError(f"container {record.id[:12]} is not running")
+    endpoints = [e for e in endpoint_settings(record.settings) if e.get("network_id") != network.id]
+    used = {str(e.get("ifname")) for e in endpoints}
+    ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+    with host_lock(), Netlink() as nl:
+        others = [link for link in bridge.cove_veths(nl) if bridge.in_use(link)]
+        firewall.enable_forwarding(root)
+        endpoint = _wire(nl, network, record.id, record.pid, lease, ifname)
+        try:
+            firewall.ensure(firewall.network_script(_rules_of(network)), table_likely=bool(others))
+        except BaseException:
+            bridge.detach(nl, endpoint["veth"])
+            raise
+    with ContainerStore(root) as store:
+        _rewrite_hosts(store, record, [*endpoints, endpoint])
+    return endpoint
+
+
+def disconnect(root: str, network: Network, record: ContainerRecord) -> None:
+    """`network disconnect` of a running container: its veth on `network` deleted, its
+    /etc/hosts rewritten. The caller gives the lease back and keeps the records."""
+    from cove.engine.network import bridge
+    from cove.engine.network.rtnl import Netlink
+    from cove.engine.state import ContainerStore
+
+    with host_lock(), Netlink() as nl:
+        bridge.detach(nl, bridge.veth_name(record.id, network.id))
+    endpoints = [e for e in endpoint_settings(record.settings) if e.get("network_id") != network.id]
+    with ContainerStore(root) as store:
+        _rewrite_hosts(store, record, endpoints)
+
+
+def _rewrite_hosts(
+    store: ContainerStore, record: ContainerRecord, endpoints: Sequence[Mapping[str, Any]]
+) -> None:
+    write_etc_files(store.container_dir(record.id), record.config, _hostname(record),
+                    [str(e.get("ip")) for e in endpoints],
+                    str(endpoints[0].get("gateway") or "") if endpoints else "")  # fmt: skip
+
+
+# --- exit ---------------------------------------------------------------------------------
+
+
+def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = True) -> None:
+    """Undo everything of the container in the data plane (idempotent): its port rules
+    (`ports`: look for them), its veths (`links`: delete them now; otherwise they go with
+    the container's namespace, which the kernel tears down in the background once its last
+    process is gone, sparing the caller the ~20 ms a veth's deletion takes), its leases;
+    the whole table instead of the rules when no other cove veth is left on the host; the
+    bridge of a user network it was the last one on (made again at the next start: bridges
+    exist while containers use them, so networks removed, or left by engine roots that are
+    gone, leave none behind). The slow kernel work (unhooking the table's chains, deleting a
+    bridge: ~20 ms each) runs in the background, holding the host lock until it is done."""
+    from cove.engine.network import bridge, firewall
+    from cove.engine.network.networks import DEFAULT_BRIDGE, NetworkService
+    from cove.engine.network.rtnl import Netlink
+
+    with NetworkService(root) as service:
+        leases = _leases_of(service, container_id)
+        bridges = set()
+        for lease in leases:
+            with contextlib.suppress(CoveError):
+                bridges.add(service.get(lease.network_id).bridge)
+        bridges.discard(DEFAULT_BRIDGE)  # the default network's stays, as docker0 does
+        with host_lock() as lock_fd, Netlink() as nl:
+            ours = {bridge.veth_name(container_id, lease.network_id) for lease in leases}
+            others = []
+            for link in bridge.cove_veths(nl):
+                if link.name in ours or bridge.alias_owner(link.alias)[0] == container_id:
+                    if links:  # (a veth of a network removed meanwhile: found by its alias)
+                        bridge.detach(nl, link.name)
+                elif bridge.in_use(link):  # (not one going away with its container)
+                    others.append(link)
+            if not others:
+                firewall.remove_table(lock_fd=lock_fd)
+            elif ports:
+                firewall.remove_container_rules([container_id])
+            used = {link.master for link in others}
+            for name in sorted(bridges):
+                found = nl.link(name)
+                if found is not None and found.kind == "bridge" and found.index not in used:
+                    bridge.delete_in_background(name, lock_fd)
+        service.release_all(container_id)
+
+
+def _leases_of(service: NetworkService, container_id: str) -> list[Lease]:
+    if not service.db_path.exists():
+        return []
+    return service.leases_of(container_id)
+
+
+def stop(root: str, store: ContainerStore, record: ContainerRecord) -> None:
+    """At the container's exit (`_finish`, its processes gone): unplug if it had networks
+    of its own. Its veths go with its namespace, unless a running container joined that
+    namespace (--network container:NAME), which then keeps only lo, as with Docker."""
+    if not has_networks(record) and not record.settings.get("networks"):
+        return
+    try:
+        unplug(root, record.id, ports=record.settings.get("ports") != [],
+               links=_joined_by_others(store, record))  # fmt: skip
+    except (CoveError, OSError):
+        pass  # the exit is recorded all the same; `system check` finds what is left
+
+
+def _joined_by_others(store: ContainerStore, record: ContainerRecord) -> bool:
+    for other in store.list(all=False):
+        mode = network_mode(other.config)
+        if other.id != record.id and mode.startswith(CONTAINER_PREFIX):
+            target = mode[len(CONTAINER_PREFIX) :]
+            if target == record.name or (len(target) >= 3 and record.id.startswith(target)):
+                return True
+    return False
+
+
+def remove(root: str, record: ContainerRecord) -> None:
+    """At `rm`: nothing of the container may remain (a killed start may have left some)."""
+    if has_networks(record) or record.settings.get("networks"):
+        unplug(root, record.id, ports=True)
+
+
+def endpoint_settings(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found = settings.get("networks")
+    return [dict(e) for e in found if isinstance(e, Mapping)] if isinstance(found, list) else []
+
+
+# --- system check ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something of a container that is not running, left in the data plane (a killed
+    start or stop): `system check` reports it, `repair` removes it."""
+
+    kind: str
+    what: str
+    repair: Any  # Callable[[], None]
+
+
+def leftovers(root: str, store: ContainerStore, live: set[str], known: set[str]) -> list[Leftover]:
+    """veths, port rules and leases of containers of this root that are not running
+    (`live`: running or paused; `known`: every id this root has a trace of); bridges named
+    as cove names them that belong to no network of this root and have no port; the table
+    when no cove veth is left on the host. (net.ipv4.ip_forward stays on: the note
+    `<root>/networks/ip_forward.changed` says cove turned it on, for whoever wants it off.)"""
+    from functools import partial
+
+    from cove.engine.network import bridge, firewall
+    from cove.engine.network.networks import NetworkService
+    from cove.engine.network.rtnl import Netlink
+
+    found: list[Leftover] = []
+    with host_lock(), Netlink() as nl:  # (deletions in the background are done)
+        links = nl.links()
+        try:
+            ports = firewall.ports_listing()
+        except CoveError:
+            ports = None
+    # (a veth whose container's init is gone is on its way out with the namespace)
+    veths = [link for link in links if link.kind == "veth"
+             and bridge.VETH_RE.fullmatch(link.name) and bridge.in_use(link)]  # fmt: skip
+    for link in veths:
+        owner = bridge.alias_owner(link.alias)[0]
+        if owner in known and owner not in live and not _busy(store, owner):
+            found.append(Leftover("veth", f"{link.name} of container {owner[:12]}, which is "
+                                  "not running", partial(_delete_veth, link.name)))  # fmt: skip
+    for owner in sorted(firewall.rule_containers(ports) if ports else ()):
+        if owner in known and owner not in live and not _busy(store, owner):
+            found.append(Leftover("nft rule", f"published ports of container {owner[:12]}, "
+                                  "which is not running",
+                                  partial(_remove_rules, owner)))  # fmt: skip
+    service = NetworkService(root)
+    try:
+        holders = {str(row[0]) for row in service._rows("SELECT DISTINCT container_id FROM leases")}
+        networks = {n.bridge for n in service._stored()}
+    finally:
+        service.close()
+    for holder in sorted(holders):
+        if holder not in live and not _busy(store, holder):
+            found.append(Leftover("lease", f"addresses of container {holder[:12]}, which is "
+                                  "not running", partial(_release, root, holder)))  # fmt: skip
+    masters = {link.master for link in veths}
+    for link in links:  # user networks' bridges live while containers use them
+        if bridge.USER_BRIDGE_RE.fullmatch(link.name) and link.kind == "bridge":
+            if link.index not in masters and not bridge.young_bridge(link):
+                what = "belongs to no network" if link.name not in networks else "is unused"
+                found.append(Leftover("bridge", f"{link.name} {what}",
+                                      partial(_delete_bridge, link.name)))  # fmt: skip
+    if not veths and ports is not None:
+        found.append(Leftover("nft table", f"{firewall.FAMILY} {firewall.TABLE} with no "
+                              "container on a cove network", _remove_table))  # fmt: skip
+    return found
+
+
+def _busy(store: ContainerStore, container_id: str) -> bool:
+    """A command holds the container's lock (a start or stop under way)."""
+    from cove.errors import ContainerBusy
+
+    if not store.exists(container_id):
+        return False
+    try:
+        with store.lock(container_id, timeout=0):
+            return False
+    except ContainerBusy:
+        return True
+
+
+def _delete_veth(name: str) -> None:
+    from cove.engine.network import bridge
+    from cove.engine.network.rtnl import Netlink
+
+    with host_lock(), Netlink() as nl:
+        bridge.detach(nl, name)
+
+
+def _remove_rules(container_id: str) -> None:
+    from cove.engine.network import firewall
+
+    with host_lock():
+        firewall.remove_container_rules([container_id])
+
+
+def _release(root: str, container_id: str) -> None:
+    from cove.engine.network.networks import NetworkService
+
+    with NetworkService(root) as service:
+        service.release_all(container_id)
+
+
+def _delete_bridge(name: str) -> None:
+    from cove.engine.network import bridge
+    from cove.engine.network.rtnl import Netlink
+
+    with host_lock(), Netlink() as nl:
+        link = nl.link(name)
+        ports = [other for other in nl.links() if link and other.master == link.index]
+        if link is not None and not any(bridge.in_use(port) for port in ports):
+            bridge.delete_bridge(nl, name)
+
+
+def _remove_table() -> None:
+    from cove.engine.network import bridge, firewall
+    from cove.engine.network.rtnl import Netlink
+
+    with host_lock(), Netlink() as nl:
+        if not any(bridge.in_use(link) for link in bridge.cove_veths(nl)):
+            firewall.remove_table()
+
+
+def remove_network_links(network: Network) -> None:
+    """With the network (`network rm`, `prune`): its bridge and its set elements."""
+    from cove.engine.network import bridge, firewall
+    from cove.engine.network.rtnl import Netlink
+
+    if network.pseudo or not network.bridge:
+        return
+    with host_lock(), Netlink() as nl:
+        bridge.delete_bridge(nl, network.bridge)
+        firewall.remove_network(_rules_of(network))
