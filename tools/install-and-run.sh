@@ -24,17 +24,20 @@ mounts > "$before"
 step cove image bootstrap --from-host host:seed
 # --init: a PID 1 that passes `stop`'s SIGTERM on (python as PID 1 would not die of it)
 step cove run -d --name "$name" --init --memory 256m --cpus 1 --pids-limit 64 --read-only \
-  --tmpfs /tmp host:seed python3 -m http.server 8000 --bind 127.0.0.1 --directory /usr/share/doc
+  --tmpfs /tmp -p 127.0.0.1:${COVE_DEMO_PORT:-18080}:8000 host:seed \
+  python3 -m http.server 8000 --directory /usr/share/doc
 step cove ps
-# The server listens inside the container's own network namespace: ask it from inside.
-fetch='import urllib.request as u; print(u.urlopen("http://127.0.0.1:8000/").read().decode()[:300])'
 # Wait until it listens (a bare connection: the server logs no request for it).
 listening='import socket; socket.create_connection(("127.0.0.1", 8000), 1).close()'
 for _ in $(seq 50); do
   cove exec "$name" python3 -c "$listening" >/dev/null 2>&1 && break
   sleep 0.1
 done
-step cove exec "$name" python3 -c "$fetch"
+# From the host, through the published port (kernel NAT), as the seed fetched its nginx.
+url="http://127.0.0.1:${COVE_DEMO_PORT:-18080}/"
+fetch="import urllib.request as u; print(u.urlopen('$url', timeout=5).read().decode()[:300])"
+step /usr/bin/python3 -c "$fetch"
+
 step cove exec "$name" sh -c 'echo "hostname $(hostname), pid 1 is $(cat /proc/1/comm)";
   echo "memory limit $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null ||
         cat /sys/fs/cgroup/memory.max)";

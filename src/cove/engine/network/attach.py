@@ -255,7 +255,7 @@ def on_user_network(networks: object) -> bool:
     """Whether a container's endpoints (settings["networks"]) or a plan's (network, lease)
     pairs include a user network: only then does the DNS responder care."""
     for item in networks if isinstance(networks, list | tuple) else ():
-        name = item[0].name if isinstance(item, tuple) else dict(item).get("network")
+        name = item[0].name if isinstance(item, tuple) else dict(item).get("name")
         if name and name not in ("bridge", "host", "none"):
             return True
     return False
