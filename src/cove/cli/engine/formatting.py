@@ -6,7 +6,11 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
+
+from cove.errors import CoveError
 
 _FIELD = re.compile(r"\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}")
 
@@ -86,3 +90,22 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     for row in [header, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         sys.stdout.write("   ".join(cells).rstrip() + "\n")
+
+
+def print_documents(terms: list[str], inspect: Callable[[str], Any], template: str) -> int:
+    """What every `inspect` verb prints: the documents of `terms` as one JSON list, or each
+    through `template`; a term that fails is one "Error:" line and exit status 1."""
+    documents = []
+    status = 0
+    for term in terms:
+        try:
+            documents.append(inspect(term))
+        except CoveError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            status = 1
+    if template:
+        for document in documents:
+            sys.stdout.write(render(template, document) + "\n")
+    else:
+        sys.stdout.write(json.dumps(documents, indent=4) + "\n")
+    return status

@@ -4,11 +4,9 @@ as docker's."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from cove.cli.engine import REQUEST_FAILED, Context
-from cove.cli.engine.formatting import render
+from cove.cli.engine import Context
+from cove.cli.engine.formatting import print_documents
 from cove.errors import CoveError, NoSuchContainer
 
 
@@ -39,17 +37,6 @@ def inspect_one(context: Context, name: str, kind: str) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace, context: Context, kind: str = "") -> int:
-    documents = []
-    status = 0
-    for name in args.names:
-        try:
-            documents.append(inspect_one(context, name, kind or args.type))
-        except CoveError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
-            status = REQUEST_FAILED
-    if args.format:
-        for document in documents:
-            sys.stdout.write(render(args.format, document) + "\n")
-    else:
-        sys.stdout.write(json.dumps(documents, indent=4) + "\n")
-    return status
+    return print_documents(
+        args.names, lambda name: inspect_one(context, name, kind or args.type), args.format
+    )
