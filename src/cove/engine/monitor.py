@@ -179,7 +179,13 @@ class MonitorOptions:
 
 
 def launch(runtime: OCIRuntime, options: MonitorOptions) -> Launched:
-    """Create the container with a monitor as its parent (see the module docstring)."""
+    """Create the container with a monitor as its parent (see the module docstring). A
+    caller with threads (the API server) must not fork: it launches through a fresh
+    interpreter instead (cove.engine.monitor_spawn)."""
+    if _threaded():
+        from cove.engine.monitor_spawn import launch_in_subprocess
+
+        return launch_in_subprocess(runtime, options)
     binary = monitor_binary()
     os.makedirs(SOCKET_DIR, mode=0o700, exist_ok=True)
     sync_r, sync_w = os.pipe()
@@ -212,6 +218,11 @@ def launch(runtime: OCIRuntime, options: MonitorOptions) -> Launched:
         return _read_sync(sync_r)
     finally:
         os.close(sync_r)
+
+
+def _threaded() -> bool:
+    threading = sys.modules.get("threading")  # never imported: no threads were started
+    return threading is not None and threading.active_count() > 1
 
 
 def _read_sync(sync_r: int) -> Launched:

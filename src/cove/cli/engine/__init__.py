@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("container_run", "run a command in a new container"),
     "save": ("image_save", "save images to a docker-archive or an OCI archive"),
     "stats": ("container_stats", "show containers' resource usage"),
+    "serve": ("serve", "serve the Docker Engine API on a unix socket"),
     "start": ("container_start", "start containers"),
     "stop": ("container_stop", "stop containers"),
     "system": ("system", "engine-wide commands: check [--repair], boot, df, prune"),

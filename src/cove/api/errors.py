@@ -1,0 +1,143 @@
+"""The one map from exceptions to HTTP statuses (Docker's): 404 no such object, 409
+conflict, 400 bad parameter, 304 nothing to do, 500 anything else. Bodies are
+`{"message": "..."}`, which the docker CLI prints and docker-py raises as APIError."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from cove import errors
+
+log = logging.getLogger("cove.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(errors.CoveError):
+    """An error raised by the API layer itself, with its status."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class BadParameter(ApiError):
+    status = 400
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class NotModified(ApiError):
+    """start of a running or stop of a stopped container: 304 and no body."""
+
+    status = 304
+
+
+class NotImplementedHere(ApiError):
+    status = 501
+
+
+_NOT_FOUND: tuple[type[BaseException], ...] = (
+    errors.NoSuchContainer,
+    errors.NoSuchImage,
+    errors.NoSuchVolume,
+    errors.NoSuchNetwork,
+    errors.NoSuchBlob,
+    errors.RegistryNotFound,
+)
+_CONFLICT: tuple[type[BaseException], ...] = (
+    errors.NameConflict,
+    errors.ContainerExists,
+    errors.InvalidState,
+    errors.VolumeInUse,
+    errors.NetworkConflict,
+    errors.NetworkInUse,
+    errors.ContainerBusy,
+)
+_BAD_PARAMETER: tuple[type[BaseException], ...] = (
+    errors.InvalidArgument,
+    errors.InvalidReference,
+    errors.InvalidSpec,
+    errors.InvalidDigest,
+    errors.AmbiguousContainer,
+    errors.AmbiguousImage,
+    errors.AmbiguousNetwork,
+)
+
+
+def status_for(exc: BaseException) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    if isinstance(exc, web.HTTPException):
+        return exc.status
+    if isinstance(exc, _NOT_FOUND):
+        return 404
+    if isinstance(exc, _CONFLICT):
+        return 409
+    if isinstance(exc, _BAD_PARAMETER):
+        return 400
+    if isinstance(exc, errors.RegistryUnauthorized):
+        return 401
+    extra = _extra_statuses()
+    for cls, status in extra:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _extra_statuses() -> list[tuple[type[BaseException], int]]:
+    """Classes that exist only in some versions of cove.errors (looked up by name)."""
+    found = []
+    for name, status in (("PredefinedNetwork", 403), ("ImageInUse", 409), ("NoSuchExec", 404),
+                         ("ExecNotRunning", 409)):  # fmt: skip
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type):
+            found.append((cls, status))
+    return found
+
+
+def error_response(status: int, message: str) -> web.Response:
+    if status == 304:
+        return web.Response(status=304)
+    return web.Response(
+        status=status,
+        body=json.dumps({"message": message}).encode(),
+        content_type="application/json",
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text or exc.reason
+        if message == "404: Not Found":  # no route matched: dockerd's words
+            message = "page not found"
+        elif message and message.startswith(f"{exc.status}: "):
+            message = message.split(": ", 1)[1]
+        return error_response(exc.status, message or exc.reason)
+    except errors.CoveError as exc:
+        status = status_for(exc)
+        if status >= 500:
+            log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+        return error_response(status, str(exc))
+    except (ValueError, KeyError, TypeError) as exc:
+        # Malformed input reaching a handler's parsing (JSON of the wrong shape).
+        log.info("%s %s: bad input: %r", request.method, request.path, exc)
+        return error_response(400, f"bad request: {exc}")
