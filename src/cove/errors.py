@@ -170,6 +170,11 @@ class AmbiguousImage(CoveError):
         self.candidates = candidates
 
 
+class ImageInUse(CoveError):
+    """An image cannot be removed: a container uses it, it is mounted, or it has several
+    names and was given by id without force (Docker's conflict; HTTP 409)."""
+
+
 class NoSuchBlob(CoveError):
     def __init__(self, digest: object, where: str) -> None:
         super().__init__(f"blob {digest} does not exist in {where}")
@@ -427,3 +432,24 @@ class PortNotPublished(NetworkError):
         super().__init__(f"no public port '{port}' published for {container}")
         self.port = port
         self.container = container
+
+
+# --- build ---------------------------------------------------------------------------------
+
+
+class BuildError(CoveError):
+    """`cove build` cannot go on: a bad build context, build argument, target or ignore
+    file, or a step that failed."""
+
+
+class DockerfileError(BuildError):
+    """The Dockerfile (Containerfile) is malformed or refers to something that does not
+    exist; the message names the file and the line: `Dockerfile:7: unknown instruction:
+    FORM`."""
+
+    def __init__(self, reason: str, *, file: str = "Dockerfile", line: int | None = None) -> None:
+        where = file if line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
+        self.file = file
+        self.line = line
