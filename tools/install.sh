@@ -44,6 +44,22 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
+# The seed's nginx test (tests/integration/engine/test_seed_nginx.py) installs nginx in a
+# container from a local apt repository (no internet in tests): the .debs of nginx and of
+# whatever of it this host lacks (what `apt-get -s install nginx` would install), once.
+if [ "$with_tests" = 1 ]; then
+  debs=${COVE_TEST_DEBS:-/var/cache/cove-tests/debs}
+  if ! compgen -G "$debs/nginx_*.deb" >/dev/null || ! compgen -G "$debs/nginx-common_*.deb" >/dev/null; then
+    apt-cache show nginx >/dev/null 2>&1 || apt-get update -qq
+    wanted=$(apt-get -s install nginx 2>/dev/null | awk '/^Inst /{print $2}')
+    mkdir -p "$debs.partial"
+    (cd "$debs.partial" && apt-get download -qq -o APT::Sandbox::User=root \
+      $(printf '%s\n' nginx nginx-common $wanted | sort -u))
+    mkdir -p "$debs" && mv "$debs.partial"/*.deb "$debs"/ && rmdir "$debs.partial"
+    echo "test packages: $(ls "$debs")"
+  fi
+fi
+
 # Debian's python3 in a venv: PEP 668 keeps the system site-packages for apt.
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
 extras=""
@@ -76,3 +92,15 @@ libexec=${COVE_LIBEXECDIR:-/usr/local/libexec/cove}
 write_launcher cove-runtime cove.cli.runtime
 write_launcher cove cove.cli.engine
 echo "cove installed: $bindir/cove-runtime ($("$bindir/cove-runtime" --version | head -1))"
+
+# The API server's systemd units (tools/systemd/cove.socket, cove.service): installed where
+# systemd is, never enabled or started here (`systemctl enable --now cove.socket` does that).
+if [ -d /etc/systemd/system ]; then
+  for unit in cove.socket cove.service; do
+    sed "s#/usr/local/bin/cove #$bindir/cove #" "$repo/tools/systemd/$unit" > "/etc/systemd/system/$unit.tmp"
+    chmod 644 "/etc/systemd/system/$unit.tmp"
+    mv "/etc/systemd/system/$unit.tmp" "/etc/systemd/system/$unit"
+  done
+  [ -d /run/systemd/system ] && systemctl daemon-reload || true
+  echo "systemd units: /etc/systemd/system/cove.socket, cove.service (not enabled)"
+fi

@@ -15,7 +15,7 @@ from cove.engine.create_options import CreateOptions, parse_bytes
 from cove.engine.state import ContainerRecord, ContainerStore, new_id
 from cove.errors import CoveError, InvalidArgument
 from cove.image.layers import LayerStore
-from cove.image.snapshot import choose_snapshotter
+from cove.image.snapshot import OverlaySnapshotter, choose_snapshotter
 from cove.image.store import ImageStore
 
 INIT_ENV = "COVE_INIT"
@@ -106,6 +106,8 @@ def create_container(
     stays mounted for an immediate start (`run`); otherwise it is mounted by `start`.
     `console_size` (rows, columns: the caller's terminal) sizes a `-t` container's terminal
     from the start, before its process can ask (a later resize would race with it)."""
+    from cove.engine.host_dirs import make_dirs as make_host_dirs
+    from cove.engine.host_dirs import plan as plan_host_dirs
     from cove.engine.oci_runtime import runtime_for
     from cove.engine.spec_mounts import volume_requests
     from cove.engine.specgen import generate_spec
@@ -143,6 +145,11 @@ def create_container(
         key = snapshot_key(container_id)
         snapshots.prepare(key, list(reversed(folders)))
         undo.append(lambda: snapshots.remove(key))
+        host_dirs, host_warnings = plan_host_dirs(
+            config.config.labels, snapshots.path(key), folders, read_only=options.read_only,
+            overlay_works=isinstance(snapshots, OverlaySnapshotter),
+        )  # fmt: skip
+        make_host_dirs(host_dirs)  # in the snapshot's folder: removed with it
         rootfs = snapshots.mount(key)
         sources = volumes.prepare(requests, planned, rootfs, made)
         from cove.engine.network import attach
@@ -154,11 +161,12 @@ def create_container(
             init_binary=init_binary() if options.init else None, volumes=sources,
             network_namespace=f"/proc/{joined.pid}/ns/net" if joined and joined.pid else "",
             etc_dir=str(attach.etc_dir(store, container_id, record.config)),
+            host_dirs=host_dirs,
         )  # fmt: skip
         if joined is None:
             attach.write_etc_files(store.container_dir(container_id), record.config,
                                    str(generated.spec.get("hostname") or ""))  # fmt: skip
-        for warning in network.warnings + generated.warnings:
+        for warning in network.warnings + host_warnings + generated.warnings:
             if warn is not None:
                 warn(warning)
         process = generated.spec.get("process") or {}

@@ -127,8 +127,8 @@ def _live_root(record: ContainerRecord) -> int:
 
 
 def _user_mount_devices(root_fd: int, record: ContainerRecord) -> frozenset[int]:
-    """Devices of the container's bind and tmpfs mounts (its volumes), not of the
-    system ones (/proc, /sys, /dev and below)."""
+    """Devices of the container's bind, tmpfs and overlay mounts (its volumes, the host
+    folders of a --from-host image), not of the system ones (/proc, /sys, /dev and below)."""
     try:
         spec = json.loads((Path(record.bundle) / "config.json").read_text())
     except (OSError, ValueError):
@@ -139,7 +139,8 @@ def _user_mount_devices(root_fd: int, record: ContainerRecord) -> frozenset[int]
         if any(destination == p or destination.startswith(p + "/") for p in _SYSTEM_MOUNTS):
             continue
         options = mount.get("options") or []
-        if mount.get("type") not in ("bind", "tmpfs") and not {"bind", "rbind"} & set(options):
+        kinds = ("bind", "tmpfs", "overlay")
+        if mount.get("type") not in kinds and not {"bind", "rbind"} & set(options):
             continue
         try:
             fd = open_in_root(root_fd, destination, os.O_PATH)

@@ -1,7 +1,7 @@
 """Part of `cove.engine.specgen`: the spec's mounts. Docker's defaults (/proc, /dev, /dev/shm
-sized by `--shm-size`...), the image's host binds, and `--volume`, `--mount` and `--tmpfs`
-checked and converted, parents before children; a user mount replaces the defaults at or
-under its destination.
+sized by `--shm-size`...), the image's host folders (`cove.engine.host_dirs`), and
+`--volume`, `--mount` and `--tmpfs` checked and converted, parents before children; a user
+mount replaces the defaults at or under its destination.
 
 Volumes (`-v NAME:/dst`, `-v /dst`, `--mount type=volume`, the image's VOLUME paths no mount
 covers) are the engine's to create: `volume_requests` lists what a container asks for, the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +25,10 @@ from cove.engine.create_options import (
     parse_bytes,
     parse_mount,
 )
+from cove.engine.host_dirs import HostDir, read_only_binds, spec_mount
 from cove.engine.host_info import HostInfo
 from cove.engine.volume_names import check_volume_name
 from cove.errors import InvalidArgument
-from cove.image.bootstrap import host_binds
 from cove.image.image_config import ExecutionConfig
 
 # --- mounts ------------------------------------------------------------------------------
@@ -216,10 +216,13 @@ def _mounts(
     host: HostInfo,
     privileged: bool,
     volumes: Mapping[str, str] | None = None,
+    host_dirs: Sequence[HostDir] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """(spec mounts, the image's volumes that no mount covers). `volumes`: the host folders
     of the volumes the engine prepared (see the module docstring); the image's volumes
-    among them are mounted too."""
+    among them are mounted too. `host_dirs`: the image's host folders as the engine
+    prepared them (`cove.engine.host_dirs.plan`: copy-on-write overlays); without them,
+    read-only binds."""
     shm_size = DEFAULT_SHM_SIZE
     if _is_set(options.shm_size):
         assert options.shm_size is not None
@@ -228,10 +231,9 @@ def _mounts(
             raise InvalidArgument(
                 f"invalid value '{options.shm_size}' for flag --shm-size: must be more than 0"
             )
-    image_binds = [
-        _bind(source, posixpath.normpath("/" + destination.lstrip("/")), True, "rprivate")
-        for source, destination in host_binds(dict(execution.labels))
-    ]
+    if host_dirs is None:
+        host_dirs = read_only_binds(execution.labels)
+    image_binds = [spec_mount(host_dir) for host_dir in host_dirs]
     user: list[dict[str, Any]] = []
     user += [_volume_flag(text, host, volumes) for text in options.volumes]
     user += [_mount_flag(item, host, volumes) for item in options.mounts]

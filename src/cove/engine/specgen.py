@@ -28,13 +28,14 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cove.engine import seccomp_default, spec_resources
 from cove.engine.create_options import CreateOptions, parse_signal
+from cove.engine.host_dirs import HostDir
 from cove.engine.host_info import HostInfo
 from cove.engine.spec_mounts import _TMPFS_DEFAULTS as _TMPFS_DEFAULTS
 from cove.engine.spec_mounts import _TMPFS_OPPOSITES as _TMPFS_OPPOSITES
@@ -123,13 +124,16 @@ def generate_spec(
     volumes: Mapping[str, str] | None = None,
     network_namespace: str = "",
     etc_dir: str = "",
+    host_dirs: Sequence[HostDir] | None = None,
 ) -> GeneratedSpec:
     """The OCI runtime spec for `docker run IMAGE` with `options` over `rootfs`. `volumes`:
     the host folders of the volumes the engine prepared, by volume name and, for anonymous
     volumes, by destination (`cove.engine.spec_mounts.volume_requests` lists them).
     `network_namespace`: with --network container:NAME, the path of NAME's namespace.
     `etc_dir`: the folder whose hosts, hostname and resolv.conf are bound over the image's
-    /etc ones (as Docker does; see `cove.engine.network.hosts`)."""
+    /etc ones (as Docker does; see `cove.engine.network.hosts`). `host_dirs`: the image's
+    host folders as the engine prepared them (`cove.engine.host_dirs`); without them, the
+    read-only binds of the image's label."""
     if isinstance(image_config, ImageConfig):
         execution = image_config.config
     else:
@@ -159,7 +163,7 @@ def generate_spec(
     caps = _capabilities(options, host, warnings)
     privileged = options.privileged
 
-    mounts, image_volumes = _mounts(execution, options, host, privileged, volumes)
+    mounts, image_volumes = _mounts(execution, options, host, privileged, volumes, host_dirs)
     if etc_dir:
         from cove.engine.network.hosts import mounts_for
 
@@ -215,8 +219,12 @@ def generate_spec(
             linux["seccomp"] = _seccomp_file(seccomp_setting, caps, host)
 
     process_user: dict[str, Any] = {"uid": user.uid, "gid": user.gid}
-    if user.additional_gids:
-        process_user["additionalGids"] = list(user.additional_gids)
+    additional_gids = list(user.additional_gids)
+    for gid in _group_add(rootfs, options.group_add, image):
+        if gid not in additional_gids:
+            additional_gids.append(gid)
+    if additional_gids:
+        process_user["additionalGids"] = additional_gids
     process: dict[str, Any] = {
         "terminal": options.tty,
         "user": process_user,
@@ -236,6 +244,7 @@ def generate_spec(
         "process": process,
         "root": {"path": rootfs, "readonly": options.read_only},
         "hostname": hostname,
+        **({"domainname": options.domainname} if options.domainname else {}),
         "mounts": mounts,
         "annotations": annotations,
         "linux": linux,
@@ -251,6 +260,30 @@ def generate_spec(
 
 
 # --- process -----------------------------------------------------------------------------
+
+
+def _group_add(rootfs: str, groups: list[str], image: str) -> list[int]:
+    """--group-add: gids, or group names looked up in the image's /etc/group."""
+    from cove.engine.users import parse_group, read_image_file
+
+    found: list[int] = []
+    entries = None
+    for group in groups:
+        text = group.strip()
+        if text.isdigit():
+            found.append(int(text))
+            continue
+        if entries is None:
+            content = read_image_file(rootfs, "/etc/group")
+            entries = parse_group(content) if content is not None else []
+        gid = next((entry.gid for entry in entries if entry.name == text), None)
+        if gid is None:
+            raise InvalidArgument(
+                f"invalid value '{group}' for flag --group-add: unable to find group "
+                f"{text!r} in {image}"
+            )
+        found.append(gid)
+    return found
 
 
 def _process_args(execution: ExecutionConfig, options: CreateOptions, image: str) -> list[str]:

@@ -4,9 +4,16 @@ The seed copies /usr, /etc and /var/lib into a folder, links bin, sbin and lib i
 and creates dev home proc run sys var root tmp (tmp mode 1777). `bootstrap_from_host`
 builds that tree as an image without copying gigabytes: the image has one small real
 layer, the skeleton (the links, the empty folders, mount points for the host's folders),
-and its config records the host folders as read-only binds (label HOST_BINDS_LABEL), which
-are mounted when the image is. With `copy=True` the host's folders go into a real layer
-instead, and the image is portable.
+and its config records the host folders (label HOST_BINDS_LABEL). A container gets each as
+a copy-on-write overlay of its own over the host's folder (`cove.engine.host_dirs`: apt-get
+inside never changes the host); `cove image mount` binds them read-only. With `copy=True`
+the host's folders go into a real layer instead, and the image is portable.
+
+Both kinds, and `bootstrap_debian`'s images, have Debian's /usr/sbin/policy-rc.d that
+exits 101 (POLICY_RC_D), as Debian's own container images do: package scripts then start
+no service on install (invoke-rc.d asks it), so `apt-get install -y nginx && nginx -g
+"daemon off;"` runs the one nginx in the foreground. In a --from-host image it is in the
+skeleton's /usr, which the container's /usr overlay puts over the host's.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ HOST_DIRS = ("usr", "etc", "var/lib")
 EMPTY_DIRS = ("dev", "home", "proc", "run", "sys", "var", "root", "tmp", "var/cache", "var/log")
 ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+POLICY_RC_D_PATH = "usr/sbin/policy-rc.d"
+POLICY_RC_D = b"""#!/bin/sh
+# A container: package scripts start no service (invoke-rc.d: 101, action forbidden).
+# Start what the container runs in its command; remove this file to allow it.
+exit 101
+"""
 
 
 def bootstrap_from_host(
@@ -99,6 +112,7 @@ def bootstrap_debian(
         if done.returncode != 0:
             tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
             raise InvalidArgument(f"--debootstrap {suite} from {mirror} failed: {' / '.join(tail)}")
+        write_policy_rc_d(target)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         entries = sorted(os.listdir(target))
         layer = store.put_blob(_host_dirs_tar(target, entries))
@@ -171,15 +185,30 @@ def host_binds(labels: dict[str, str]) -> list[tuple[str, str]]:
         raise InvalidArgument(f"label {HOST_BINDS_LABEL}: malformed: {raw!r}") from None
 
 
+def write_policy_rc_d(root: str) -> None:
+    """POLICY_RC_D into the tree at `root` (a debootstrap target), unless it has one."""
+    path = os.path.join(root, POLICY_RC_D_PATH)
+    if os.path.lexists(path):
+        return
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    with open(path, "wb") as out:
+        out.write(POLICY_RC_D)
+    os.chmod(path, 0o755)
+
+
 def _skeleton(host_root: str, host_dirs: list[str]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        names = sorted({*EMPTY_DIRS, *host_dirs, "var"})
+        names = sorted({*EMPTY_DIRS, *host_dirs, "var", "usr", os.path.dirname(POLICY_RC_D_PATH)})
         for name in names:
             info = tarfile.TarInfo(name)
             info.type = tarfile.DIRTYPE
             info.mode = 0o1777 if name == "tmp" else 0o755
             tar.addfile(info)
+        info = tarfile.TarInfo(POLICY_RC_D_PATH)
+        info.size = len(POLICY_RC_D)
+        info.mode = 0o755
+        tar.addfile(info, io.BytesIO(POLICY_RC_D))
         for link in ROOT_LINKS:
             path = os.path.join(host_root, link)
             if os.path.islink(path):
