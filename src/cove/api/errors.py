@@ -74,6 +74,7 @@ _BAD_PARAMETER: tuple[type[BaseException], ...] = (
     errors.AmbiguousContainer,
     errors.AmbiguousImage,
     errors.AmbiguousNetwork,
+    errors.BuildError,  # before a build's first step: a bad context, Dockerfile, argument
 )
 
 
@@ -105,7 +106,19 @@ def _extra_statuses() -> list[tuple[type[BaseException], int]]:
         cls = getattr(errors, name, None)
         if isinstance(cls, type):
             found.append((cls, status))
+    from cove.engine.file_tree import CopyError  # docker cp: a copy refused as asked
+
+    found.append((CopyError, 400))
     return found
+
+
+# The response whose headers have gone out (set by routing.add_server_headers): an error
+# after that cannot become a response of its own.
+RESPONSE_STARTED = web.RequestKey("response_started", web.StreamResponse)
+
+
+def _started(request: web.Request) -> bool:
+    return request.get(RESPONSE_STARTED) is not None
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -118,26 +131,57 @@ def error_response(status: int, message: str) -> web.Response:
     )
 
 
+def http_error_message(request: web.Request, exc: web.HTTPException) -> str:
+    """Docker's words for aiohttp's own errors (no route, wrong method, too large)."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return f"request body too large: the limit is {request.client_max_size} bytes"
+    message = exc.text or exc.reason
+    if exc.status == 404 and message == "404: Not Found":  # no route matched: dockerd's words
+        return "page not found"
+    if message and message.startswith(f"{exc.status}: "):
+        message = message.split(": ", 1)[1]
+    return message or exc.reason
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400 or _started(request):
             raise
-        message = exc.text or exc.reason
-        if message == "404: Not Found":  # no route matched: dockerd's words
-            message = "page not found"
-        elif message and message.startswith(f"{exc.status}: "):
-            message = message.split(": ", 1)[1]
-        return error_response(exc.status, message or exc.reason)
+        answer = error_response(exc.status, http_error_message(request, exc))
+        if "Allow" in exc.headers:
+            answer.headers["Allow"] = exc.headers["Allow"]
+        return answer
     except errors.CoveError as exc:
+        if _started(request):
+            raise
         status = status_for(exc)
-        if status >= 500:
+        if status >= 500 and status != 501:
             log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
         return error_response(status, str(exc))
     except (ValueError, KeyError, TypeError) as exc:
+        if _started(request):
+            raise
         # Malformed input reaching a handler's parsing (JSON of the wrong shape).
         log.info("%s %s: bad input: %r", request.method, request.path, exc)
         return error_response(400, f"bad request: {exc}")
+    except ConnectionError as exc:
+        started: web.StreamResponse | None = request.get(RESPONSE_STARTED)
+        if started is None:
+            log.exception("%s %s: unexpected error", request.method, request.path)
+            return error_response(500, f"{type(exc).__name__}: {exc}")
+        # The client went away mid-stream (docker wait, logs -f, events interrupted): not
+        # an error of the server's; aiohttp closes the connection.
+        log.debug("%s %s: the client went away: %s", request.method, request.path, exc)
+        return started
+    except Exception as exc:
+        if _started(request):
+            raise
+        log.exception("%s %s: unexpected error", request.method, request.path)
+        return error_response(500, f"{type(exc).__name__}: {exc}")

@@ -9,6 +9,11 @@ length (uint32 big endian)]`, then the payload:
 A hand-off tells the monitor that this client runs the clean-up after the exit (the
 foreground `cove run` does, to answer sooner); it holds only while the client stays
 connected, so a client killed mid-way leaves the clean-up to the monitor's exit command.
+
+Attach before start (the API server: `docker run` posts attach, then start, and `docker
+start -a` does the same): the attach handler registers a waiter with `await_start`; the
+start in the same process (`container_start.start_container`) calls `connect_waiting`
+once the new monitor listens and before init runs, so the waiter misses no output.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -167,3 +173,47 @@ def _raw_terminal(fd: int) -> Callable[[], None] | None:
         sys.stdout.flush()
 
     return restore
+
+
+# --- attach clients waiting for a start ------------------------------------------------------
+
+Deliver = Callable[[AttachClient | None], None]
+_waiting_lock = threading.Lock()
+_waiting: dict[str, list[Deliver]] = {}
+
+
+def await_start(container_id: str, deliver: Deliver) -> Callable[[], bool]:
+    """Have `deliver` called, on the thread that next starts `container_id` in this process,
+    with a client connected to its new monitor before init runs (None when the connection
+    failed). Returns a cancel function: True when it withdrew the waiter before delivery."""
+    with _waiting_lock:
+        _waiting.setdefault(container_id, []).append(deliver)
+
+    def cancel() -> bool:
+        with _waiting_lock:
+            waiters = _waiting.get(container_id, [])
+            if deliver not in waiters:
+                return False
+            waiters.remove(deliver)
+            if not waiters:
+                _waiting.pop(container_id, None)
+            return True
+
+    return cancel
+
+
+def connect_waiting(container_id: str, path: str) -> None:
+    """Connect every waiter of `container_id` to the monitor socket at `path`."""
+    with _waiting_lock:
+        waiters = _waiting.pop(container_id, [])
+    for deliver in waiters:
+        client: AttachClient | None
+        try:
+            client = AttachClient(path)
+        except MonitorError:
+            client = None
+        try:
+            deliver(client)
+        except Exception:  # a waiter's failure is its own: the start goes on
+            if client is not None:
+                client.close()

@@ -85,3 +85,68 @@ def exec_in(root: str, record: ContainerRecord, options: ExecOptions) -> int:
                           timeout=ATTACHED_TIMEOUT)  # fmt: skip
     events.emit(root, "exec_die", record, execID=exec_id, exitCode=status)
     return status
+
+
+# --- an exec the caller runs as its own subprocess (the API server) ------------------------
+
+
+@dataclass
+class ExecCommand:
+    """The runtime command line that runs one process attached in a container, for a caller
+    that spawns and waits for it itself (the API server runs it as an asyncio subprocess,
+    never forking in-process). The runtime exits with the process's status; when it could
+    not start the process its message is in `log_file` (`failure`). `remove` the files once
+    done."""
+
+    argv: list[str]
+    process_file: Path
+    pid_file: Path
+    log_file: Path
+
+    def failure(self) -> str:
+        """The runtime's error ("" when the process ran)."""
+        from cove.engine.oci_runtime_logs import error_from_log
+
+        try:
+            return error_from_log(self.log_file.read_text(errors="replace"))
+        except OSError:
+            return ""
+
+    def pid(self) -> int:
+        """The process's host pid, once the runtime wrote it (0 before)."""
+        try:
+            return int(self.pid_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def remove(self) -> None:
+        for path in (self.process_file, self.pid_file, self.log_file):
+            path.unlink(missing_ok=True)
+
+
+def exec_command(
+    root: str, record: ContainerRecord, options: ExecOptions, *, console_socket: str = ""
+) -> ExecCommand:
+    """The command for `options` in `record`'s running container (`console_socket`: where
+    the runtime sends the pty master of a `tty` process)."""
+    import tempfile
+
+    if record.status != "running":
+        raise InvalidState(f"Container {record.id} is not running")
+    process = exec_process(record, options)
+    runtime = runtime_for(record.runtime, root)
+    runtime.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prefix = f"exec-{record.id[:12]}-"  # forget_scratch removes what a crash leaves
+    files = []
+    for suffix in (".json", ".pid", ".log"):
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=runtime.log_dir)
+        os.close(fd)
+        files.append(Path(path))
+    process_file, pid_file, log_file = files
+    process_file.write_text(json.dumps(process))
+    pid_file.unlink()  # the runtime creates it once the process runs
+    args = ["--process", str(process_file), "--pid-file", str(pid_file)]
+    if console_socket:
+        args += ["--console-socket", console_socket]
+    argv = runtime.command("exec", *args, record.id, log_file=log_file)
+    return ExecCommand(argv, process_file, pid_file, log_file)

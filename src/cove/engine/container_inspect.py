@@ -225,7 +225,7 @@ def _config(
     volumes = image.get("Volumes")
     config: Json = {
         "Hostname": _hostname(record, spec),
-        "Domainname": "",
+        "Domainname": str(options.get("domainname") or ""),
         "User": _user(options, image, process),
         "AttachStdin": stdin,
         "AttachStdout": stdout,
@@ -542,7 +542,7 @@ def _host_config(
         "DnsOptions": _strings(options.get("dns_options")),
         "DnsSearch": _strings(options.get("dns_search")),
         "ExtraHosts": _list_or_none(options.get("add_hosts")),
-        "GroupAdd": None,
+        "GroupAdd": _list_or_none(options.get("group_add")),
         "IpcMode": "private",
         "Links": None,
         "OomScoreAdj": 0,

@@ -13,7 +13,7 @@ from typing import Any
 
 from cove.engine import container_autorestart as autorestart
 from cove.engine import events, healthcheck
-from cove.engine.attach import AttachClient
+from cove.engine.attach import AttachClient, connect_waiting
 from cove.engine.container_create import (
     RunSettings,
     check_log_opts,
@@ -118,6 +118,7 @@ def start_container(
         if attach:
             client = AttachClient(attach_socket_path(record.id))
             client.handoff()
+        connect_waiting(record.id, attach_socket_path(record.id))  # the API's attach-then-start
         events.emit(root, "start", record)  # before init runs: its "die" cannot come first
         runtime.start(record.id)
     except BaseException:

@@ -187,3 +187,55 @@ def read_sample(pid: int) -> Sample:
         net_dev=_read(f"/proc/{pid}/net/dev"),
         host_memory_bytes=host_memory(_read("/proc/meminfo")), taken_ns=taken,
     )  # fmt: skip
+
+
+# --- the readings behind the API's stats document -------------------------------------------
+
+_NET_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped",
+               "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")  # fmt: skip
+# their columns in /proc/PID/net/dev (receive: bytes packets errs drop ...; transmit from 8)
+_NET_COLUMNS = (0, 1, 2, 3, 8, 9, 10, 11)
+
+
+def net_devices(net_dev: str) -> dict[str, dict[str, int]]:
+    """Per-interface counters (but lo) from /proc/PID/net/dev, under Docker's names."""
+    devices: dict[str, dict[str, int]] = {}
+    for line in net_dev.splitlines():
+        name, colon, counters = line.partition(":")
+        name = name.strip()
+        if not colon or name in ("lo", "") or "|" in name:
+            continue
+        fields = counters.split()
+        if len(fields) < 16 or not all(f.isdigit() for f in fields[:16]):
+            continue
+        devices[name] = {
+            key: int(fields[col]) for key, col in zip(_NET_FIELDS, _NET_COLUMNS, strict=True)
+        }
+    return devices
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a running container, unprocessed: its cgroup figures (runc's `events
+    --stats` shape), the host's CPU time and CPU count and memory, its network counters."""
+
+    cgroup: Mapping[str, Any]
+    system_cpu: int
+    online_cpus: int
+    host_memory: int
+    networks: Mapping[str, Mapping[str, int]]
+    taken_ns: int
+
+
+def read_reading(pid: int) -> Reading:
+    from cove.engine.oci_runtime_cgroups import cgroup_stats
+
+    taken = time.time_ns()
+    system = system_cpu_ns(_read("/proc/stat"), os.sysconf("SC_CLK_TCK"))
+    data = cgroup_stats(pid) if pid > 0 else {}
+    percpu = ((data.get("cpu") or {}).get("usage") or {}).get("percpu") or []
+    online = os.sysconf("SC_NPROCESSORS_ONLN") or len(percpu) or 1
+    networks = net_devices(_read(f"/proc/{pid}/net/dev")) if pid > 0 else {}
+    return Reading(cgroup=data, system_cpu=system, online_cpus=online,
+                   host_memory=host_memory(_read("/proc/meminfo")), networks=networks,
+                   taken_ns=taken)  # fmt: skip

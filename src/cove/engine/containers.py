@@ -156,10 +156,13 @@ class ContainerService:
             )
         return AttachClient(attach_socket_path(record.id))
 
-    def stop(self, term: str, timeout: int | None = None) -> ContainerRecord:
-        """Send the stop signal, wait `timeout` seconds (the container's --stop-timeout, else
-        10), then SIGKILL. Stopping a stopped container does nothing; stopping a restarting
-        one cancels its restart. No restart policy applies to a stop."""
+    def stop(
+        self, term: str, timeout: int | None = None, signal: str | None = None
+    ) -> ContainerRecord:
+        """Send the stop signal (`signal`, else the container's), wait `timeout` seconds (the
+        container's --stop-timeout, else 10; -1: no limit), then SIGKILL. Stopping a stopped
+        container does nothing; stopping a restarting one cancels its restart. No restart
+        policy applies to a stop."""
         record = self.get(term)
         if record.status not in ("running", "paused", "restarting"):
             return record
@@ -171,7 +174,11 @@ class ContainerService:
             timeout = settings.stop_timeout
         if timeout is None:
             timeout = DEFAULT_STOP_TIMEOUT
+        if timeout < 0:
+            timeout = 366 * 24 * 3600  # -1: no limit (a year is none in practice)
         stop_signal = str(record.settings.get("stop_signal") or "SIGTERM")
+        if signal:
+            stop_signal = parse_signal(signal, "--signal")
         self._terminate(record, stop_signal, timeout)
         events.emit(self.root, "stop", record)
         return self.store.get(record.id) if self.store.exists(record.id) else record
@@ -251,8 +258,10 @@ class ContainerService:
         events.emit(self.root, "kill", record, signal=_signal_number(name))
         return record
 
-    def restart(self, term: str, timeout: int | None = None) -> ContainerRecord:
-        record = self.stop(term, timeout)
+    def restart(
+        self, term: str, timeout: int | None = None, signal: str | None = None
+    ) -> ContainerRecord:
+        record = self.stop(term, timeout, signal)
         started, _ = self.start(record.id)
         with self.store.lock(started.id):
             restarted = self.store.update_state(started.id, restart_count=record.restart_count + 1)
@@ -301,16 +310,28 @@ class ContainerService:
         return renamed
 
     def update(
-        self, term: str, resources: Mapping[str, object], changes: Mapping[str, object]
+        self,
+        term: str,
+        resources: Mapping[str, object],
+        changes: Mapping[str, object],
+        restart_policy: Mapping[str, object] | None = None,
     ) -> ContainerRecord:
         """Apply `resources` (an OCI linux.resources object) to a running container and store
-        `changes` (CreateOptions fields) so that the next start uses them too."""
+        `changes` (CreateOptions fields) so that the next start uses them too; a new
+        `restart_policy` (the API's RestartPolicy object) applies from the next exit."""
         import json
         from pathlib import Path
+
+        from cove.engine.restart_policy import check_restart_policy
 
         record = self.get(term)
         with self.store.lock(record.id):
             record = self.store.get(record.id)
+            settings = dict(record.settings)
+            if restart_policy is not None:
+                settings["restart_policy"] = check_restart_policy(
+                    restart_policy, auto_remove=bool(settings.get("auto_remove"))
+                )
             if record.status in ("running", "paused"):
                 runtime_for(record.runtime, self.root).update(record.id, resources)
             config = dict(record.config)
@@ -328,7 +349,7 @@ class ContainerService:
             tmp.write_text(json.dumps(spec))
             tmp.replace(spec_path)
             events.emit(self.root, "update", record)
-            return self.store.update_state(record.id, config=config)
+            return self.store.update_state(record.id, config=config, settings=settings)
 
     # -- removal ------------------------------------------------------------------------
     def remove(self, term: str, force: bool = False, volumes: bool = False) -> str:

@@ -97,6 +97,8 @@ class CreateOptions:
     dns_options: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)  # --add-host "NAME:IP"
     network_aliases: list[str] = field(default_factory=list)
+    group_add: list[str] = field(default_factory=list)  # --group-add: group names or gids
+    domainname: str = ""  # the API's Config.Domainname (the UTS domain name)
 
 
 # --- sizes -------------------------------------------------------------------------------

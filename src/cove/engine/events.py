@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 EVENTS_FILE = "events.jsonl"
 MAX_BYTES = 10 * 1024 * 1024
 POLL_INTERVAL = 0.1
-FILTER_KEYS = ("type", "event", "container", "image", "label", "scope")
+FILTER_KEYS = ("type", "event", "container", "image", "label", "scope", "network", "volume",
+               "daemon")  # fmt: skip
 
 
 def journal_path(root: str | os.PathLike[str]) -> str:
@@ -256,7 +257,9 @@ def matches(event: Mapping[str, Any], filters: Mapping[str, Sequence[str]]) -> b
         elif key == "event":
             short = action.split(":", 1)[0].strip()
             ok = action in values or short in values
-        elif key == "container":
+        elif key in ("container", "network", "volume", "daemon"):
+            # Docker's fuzzy match on the actor, whatever the event's type: an id prefix or
+            # a name prefix (so `network=N` leaves out container events, as dockerd does)
             ident, name = str(actor.get("ID", "")), str(attributes.get("name", ""))
             ok = any(v and (ident.startswith(v) or name.startswith(v.lstrip("/"))) for v in values)
         elif key == "image":

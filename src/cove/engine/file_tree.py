@@ -298,6 +298,7 @@ class TreeWriter:
                 with os.fdopen(fd, "wb") as out:
                     if entry.data is not None:
                         shutil.copyfileobj(entry.data, out, 1 << 20)
+                    out.flush()  # before the times: a later flush would set mtime again
                     os.fchown(fd, uid, gid)
                     os.fchmod(fd, info.mode & 0o7777)
                     os.utime(fd, (info.mtime, info.mtime))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from cove.errors import InvalidArgument
+from cove.errors import ImageInUse, InvalidArgument
 from cove.image.bootstrap import bootstrap_debian, bootstrap_from_host, host_binds
 from cove.image.layers import LayerStore
 from cove.image.reference import Reference, parse_reference
@@ -14,6 +14,7 @@ from cove.image.store import ImageRecord, ImageStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -96,10 +97,17 @@ class ImageService:
         return self._snapshots().mounted(_mount_key(record))
 
     def rows(self, all_images: bool = False, dangling: bool | None = None) -> list[ImageRow]:
+        hidden: set[str] = set()
+        if not all_images:  # Docker hides the intermediate images of builds (without -a)
+            from cove.engine.build_cache import intermediate_ids
+
+            hidden = intermediate_ids(self.root)
         with self._store() as store:
             rows = []
             for record in store.images():
                 names = record.names
+                if not names and str(record.id) in hidden:
+                    continue
                 if dangling is True and names:
                     continue
                 if dangling is False and not names:
@@ -166,14 +174,14 @@ class ImageService:
             by_name = _is_name_of(term, record)
             mounted = self.mounted(record)
             if mounted and not (by_name and len(record.names) > 1):
-                raise InvalidArgument(
+                raise ImageInUse(
                     f"image {record.short_id} is mounted at {mounted[0]}: "
                     f"run 'cove image unmount {term}' first"
                 )
             if not (by_name and len(record.names) > 1):
                 users = self.containers_using(str(record.id))
                 if users:
-                    raise InvalidArgument(
+                    raise ImageInUse(
                         f"conflict: unable to delete {record.short_id}: image is being used by "
                         f"container {users[0][:12]} (remove the container first)"
                     )
@@ -181,7 +189,7 @@ class ImageService:
                 untagged = store.untag(term)
                 return Removed((_familiar_of(term),), ()) if untagged else Removed((), ())
             if not by_name and len(record.names) > 1 and not force:
-                raise InvalidArgument(
+                raise ImageInUse(
                     f"image {record.short_id} has several names ({', '.join(record.repo_tags())}):"
                     " remove them by name, or use --force"
                 )
@@ -223,14 +231,21 @@ class ImageService:
             rows[0]["Id"] = str(record.id)
         return rows
 
-    def prune(self, all_unused: bool = False) -> tuple[list[Removed], int]:
+    def prune(
+        self,
+        all_unused: bool = False,
+        select: Callable[[ImageStore, ImageRecord], bool] | None = None,
+    ) -> tuple[list[Removed], int]:
         """Remove dangling images (no name), or with all_unused every image (no container
-        no container uses); returns what went and the bytes reclaimed."""
+        no container uses); returns what went and the bytes reclaimed. `select` (the API's
+        label and until filters) keeps the images it answers False for."""
         removed = []
         reclaimed = 0
         with self._store() as store:
             for record in store.images():
                 if record.names and not all_unused:
+                    continue
+                if select is not None and not select(store, record):
                     continue
                 if self.containers_using(str(record.id)):
                     continue

@@ -78,6 +78,17 @@ def cgroup_stats(
             except (OSError, ValueError):
                 percpu = []
             data["cpu"] = {"usage": {"total": total, "percpu": percpu}}
+            ticks = _read_keyed(v1["cpuacct"] / "cpuacct.stat")  # USER_HZ ticks
+            tick_ns = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") or 100)
+            data["cpu"]["usage"]["user"] = ticks.get("user", 0) * tick_ns
+            data["cpu"]["usage"]["kernel"] = ticks.get("system", 0) * tick_ns
+        if "cpu" in v1:
+            throttled = _read_keyed(v1["cpu"] / "cpu.stat")
+            data.setdefault("cpu", {"usage": {"total": 0, "percpu": []}})["throttling"] = {
+                "periods": throttled.get("nr_periods", 0),
+                "throttledPeriods": throttled.get("nr_throttled", 0),
+                "throttledTime": throttled.get("throttled_time", 0),
+            }
         if "memory" in v1:
             mem = v1["memory"]
             raw = _read_keyed(mem / "memory.stat")
@@ -104,7 +115,14 @@ def cgroup_stats(
             data["blkio"] = {"ioServiceBytesRecursive": parse_blkio_v1(text)}
     elif v2 is not None:
         cpu = _read_keyed(v2 / "cpu.stat")
-        data["cpu"] = {"usage": {"total": cpu.get("usage_usec", 0) * 1000, "percpu": []}}
+        data["cpu"] = {
+            "usage": {"total": cpu.get("usage_usec", 0) * 1000, "percpu": [],
+                      "user": cpu.get("user_usec", 0) * 1000,
+                      "kernel": cpu.get("system_usec", 0) * 1000},
+            "throttling": {"periods": cpu.get("nr_periods", 0),
+                           "throttledPeriods": cpu.get("nr_throttled", 0),
+                           "throttledTime": cpu.get("throttled_usec", 0) * 1000},
+        }  # fmt: skip
         raw = _read_keyed(v2 / "memory.stat")
         data["memory"] = {
             "cache": raw.get("file", 0),

@@ -11,11 +11,6 @@ from types import ModuleType
 
 from cove.cli.engine import Context, run_module
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from cove.engine.network import Lease, Network
-    from cove.engine.state import ContainerRecord, ContainerStore
-
 SUBCOMMANDS = {
     "connect": ("network_connect", "connect a container to a network"),
     "create": ("network_create", "create a network"),
@@ -71,41 +66,3 @@ def container_names(root: str) -> dict[str, str]:
     with ContainerStore(root) as store:
         return {record.id: record.name for record in store.list(all=True)}
 
-
-LIVE = ("running", "paused")  # a container with a network namespace to plug into
-
-
-def update_endpoints(
-    store: ContainerStore, container_id: str, network: Network, endpoint: object, attach: bool
-) -> None:
-    """Remember in the container's record that it is connected to `network` (`attach`) or
-    no longer is: settings["connected"] (network names, which the data plane connects at
-    every start) and settings["networks"] (the endpoints of a running container, as the
-    data plane's `connect` returns them). Under the container's lock."""
-    with store.lock(container_id):
-        record = store.get(container_id)
-        settings = dict(record.settings)
-        connected = [str(name) for name in settings.get("connected") or []]
-        connected = [name for name in connected if name not in (network.name, network.id)]
-        endpoints = [e for e in settings.get("networks") or [] if isinstance(e, dict)
-                     and e.get("network_id") != network.id]  # fmt: skip
-        if attach:
-            connected.append(network.name)
-            if isinstance(endpoint, dict):
-                endpoints.append(endpoint)
-        if connected:
-            settings["connected"] = connected
-        else:
-            settings.pop("connected", None)
-        if endpoints or "networks" in settings:
-            settings["networks"] = endpoints
-        store.update_state(container_id, settings=settings)
-
-
-def attached_to(record: ContainerRecord, network: Network, leases: list[Lease]) -> bool:
-    """Whether the container is on `network`: a lease there, or its record says so."""
-    if any(lease.container_id == record.id for lease in leases):
-        return True
-    names = {str(name) for name in record.settings.get("connected") or []}
-    names.add(str(record.config.get("network") or ""))
-    return network.name in names or network.id in names

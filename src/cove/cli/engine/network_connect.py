@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from cove.cli.engine import Context
-from cove.cli.engine.network import LIVE, attached_to, data_plane, update_endpoints
+from cove.cli.engine.network import data_plane
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,36 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.containers import ContainerService
     from cove.engine.network import NetworkService
-    from cove.errors import NetworkConflict, PredefinedNetwork
+    from cove.engine.network.connect import connect
 
-    attach = data_plane("connect")
+    plane = data_plane("connect")
     containers = ContainerService(context.root)
     with NetworkService(context.root) as service:
-        network = service.get(args.network)
-        if network.pseudo:
-            raise PredefinedNetwork(
-                f"container cannot be disconnected from {network.name} network or connected "
-                f"to {network.name} network"
-            )
-        record = containers.get(args.container)
-        mode = str(record.config.get("network") or "")
-        if mode == "host" or mode.startswith("container:"):
-            raise NetworkConflict("container sharing network namespace with another container "
-                                  "or host cannot be connected to any other network")  # fmt: skip
-        if mode == "none":
-            raise NetworkConflict("container cannot be connected to multiple networks with one "
-                                  "of the networks in private (none) mode")  # fmt: skip
-        if attached_to(record, network, service.leases(network)):
-            raise NetworkConflict(
-                f"endpoint with name {record.name} already exists in network {network.name}"
-            )
-        lease = service.allocate(network, record.id, ip=args.ip, aliases=args.alias)
-        try:
-            endpoint = None
-            if record.status in LIVE:
-                endpoint = attach.connect(context.root, network, record, lease)
-            update_endpoints(containers.store, record.id, network, endpoint, attach=True)
-        except BaseException:
-            service.release(network, record.id)
-            raise
+        connect(containers, service, args.network, args.container, ip=args.ip,
+                aliases=args.alias, plane=plane)  # fmt: skip
     return 0

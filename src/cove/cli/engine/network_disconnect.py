@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from cove.cli.engine import Context
-from cove.cli.engine.network import LIVE, attached_to, data_plane, update_endpoints
+from cove.cli.engine.network import data_plane
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,39 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.containers import ContainerService
     from cove.engine.network import NetworkService
-    from cove.errors import CoveError, NetworkError, NoSuchContainer, PredefinedNetwork
+    from cove.engine.network.connect import disconnect
 
-    attach = data_plane("disconnect")
+    plane = data_plane("disconnect")
     containers = ContainerService(context.root)
     with NetworkService(context.root) as service:
-        network = service.get(args.network)
-        if network.pseudo:
-            raise PredefinedNetwork(
-                f"container cannot be disconnected from {network.name} network or connected "
-                f"to {network.name} network"
-            )
-        try:
-            record = containers.get(args.container)
-        except NoSuchContainer:
-            if not args.force:
-                raise
-            gone = [lease.container_id for lease in service.leases(network)
-                    if lease.container_id.startswith(args.container)]  # fmt: skip
-            if len(gone) != 1:
-                raise
-            service.release(network, gone[0])
-            return 0
-        if not attached_to(record, network, service.leases(network)) and not args.force:
-            raise NetworkError(
-                f"container {record.id[:12]} is not connected to network {network.name}"
-            )
-        if record.status in LIVE:
-            try:
-                attach.disconnect(context.root, network, record)
-            except CoveError as exc:
-                if not args.force:
-                    raise
-                sys.stderr.write(f"Warning: {exc}\n")
-        service.release(network, record.id)
-        update_endpoints(containers.store, record.id, network, None, attach=False)
+        disconnect(containers, service, args.network, args.container, force=args.force,
+                   warn=lambda message: sys.stderr.write(f"Warning: {message}\n"),
+                   plane=plane)  # fmt: skip
     return 0

@@ -1,4 +1,8 @@
-"""cove serve [-H unix:///run/cove/cove.sock] [-H tcp://127.0.0.1:2375] [--tls...]"""
+"""cove serve [-H unix:///run/cove/cove.sock] [-H tcp://127.0.0.1:2375] [--tls...]
+
+The Docker Engine API (cove.api): `DOCKER_HOST=unix:///run/cove/cove.sock docker ps`.
+Logs go to stderr; `--log-level debug` adds one line per request (method, path, status,
+milliseconds). SIGTERM or SIGINT stops it with status 0."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-H", "--host", action="append", default=[], metavar="ADDRESS",
         help="where to listen: unix:///PATH (default unix:///run/cove/cove.sock), "
-        "tcp://127.0.0.1:PORT, fd:// (systemd socket activation); repeatable",
+        "tcp://127.0.0.1:PORT (other addresses only with TLS), fd:// (systemd socket "
+        "activation); repeatable",
     )  # fmt: skip
     parser.add_argument("--tlscert", default="", help="the server's certificate (PEM)")
     parser.add_argument("--tlskey", default="", help="the server's private key (PEM)")
@@ -29,6 +34,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from cove.api.server import TlsOptions, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="cove serve: %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
     tls = TlsOptions(args.tlscert, args.tlskey, args.tlscacert, args.tlsverify)
     asyncio.run(serve(context.root, args.host, tls))
     return 0
