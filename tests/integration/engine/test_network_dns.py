@@ -7,8 +7,7 @@ behind a /30 veth (10.213.63.2). The responder is started by `dns_control.update
 COVE_DNS_UPSTREAMS pointing at the fake upstream, so no query leaves the machine. The
 client is a tiny DNS client of its own (not cove's parser) run in the namespaces.
 
-Then, on real containers (`cove run -d --network NET`), busybox's nslookup and ping find
-each other by name."""
+Real containers (`cove run`) resolving each other: test_network_dns_containers.py."""
 
 from __future__ import annotations
 
@@ -26,10 +25,8 @@ import pytest
 
 from cove.engine.network import dns_control
 from cove.engine.network.networks import Network, NetworkService
-from tests.integration.engine.test_lifecycle import LOOP, ok, run_d
 from tests.integration.engine.test_lifecycle import eng as eng  # a fixture, used by name
 from tests.integration.engine.test_lifecycle import engine as engine  # a fixture, used by name
-from tests.integration.image.test_import import cove
 
 pytestmark = pytest.mark.root
 
@@ -456,69 +453,3 @@ def test_the_responder_uses_little_memory(lab: Lab) -> None:
     pss_kb = int(rollup.split("\nPss:")[1].split()[0])
     print(f"dns responder: Pss {pss_kb} kB")
     assert pss_kb < 25_000
-
-
-# --- end to end: containers made by `cove run` -------------------------------------------------
-
-
-@pytest.fixture
-def dns_net(eng: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
-    """`eng` with a user network "dnsnet" (10.213.64.0/24); its id. Unknown names go to an
-    upstream on 127.0.0.1 where nothing listens (SERVFAIL at once, nothing leaves the host)."""
-    if not subnets_free("10.213.64.0/24"):
-        pytest.skip("10.213.64.0/24 is in use on this host")
-    monkeypatch.setenv("COVE_DNS_UPSTREAMS", "127.0.0.1:9")
-    network_id = ok(eng, "network", "create", "--subnet", "10.213.64.0/24", "dnsnet").strip()
-    bridge = "cv-" + network_id[:12]
-    try:
-        yield eng, network_id
-    finally:
-        ids = ok(eng, "ps", "-a", "-q", "--no-trunc").split()
-        if ids:
-            ok(eng, "rm", "-f", *ids)
-        dns_control.update(str(eng))  # what the engine does when containers go
-        assert dns_control.running(str(eng)) is None
-        cove(eng, "network", "rm", "dnsnet")
-        if sh("ip", "link", "show", bridge, check=False).returncode == 0:
-            sh("ip", "link", "del", bridge)  # the data plane may leave it to `network rm`
-
-
-def lease_ip(root: Path, container_id: str) -> str:
-    with NetworkService(str(root)) as service:
-        [lease] = service.leases_of(container_id)
-    return lease.ip
-
-
-def test_containers_on_a_user_network_resolve_each_other(dns_net: tuple[Path, str]) -> None:
-    eng, _ = dns_net
-    alpha = run_d(eng, "--name", "alpha", "--network", "dnsnet", "bb:1", "sh", "-c", LOOP)
-    beta = run_d(eng, "--name", "beta", "--network", "dnsnet", "--network-alias", "b2",
-                 "bb:1", "sh", "-c", LOOP)  # fmt: skip
-    dns_control.update(str(eng))  # the engine's own call, made here too (idempotent)
-    beta_ip, alpha_ip = lease_ip(eng, beta), lease_ip(eng, alpha)
-    for name in ("beta", "b2", beta[:12], "BETA"):
-        out = ok(eng, "exec", "alpha", "nslookup", name, "10.213.64.1")
-        assert f"Address: {beta_ip}" in out, out
-    out = ok(eng, "exec", "beta", "nslookup", alpha_ip, "10.213.64.1")
-    assert "name = alpha" in out, out
-    # a name nothing knows: the upstream fails, so SERVFAIL
-    failed = cove(eng, "exec", "alpha", "nslookup", "nothing.test", "10.213.64.1")
-    assert "SERVFAIL" in failed.stdout + failed.stderr
-
-
-def test_containers_find_each_other_through_their_resolv_conf(dns_net: tuple[Path, str]) -> None:
-    eng, _ = dns_net
-    run_d(eng, "--name", "alpha", "--network", "dnsnet", "bb:1", "sh", "-c", LOOP)
-    beta = run_d(eng, "--name", "beta", "--network", "dnsnet", "bb:1", "sh", "-c", LOOP)
-    resolv = ok(eng, "exec", "alpha", "cat", "/etc/resolv.conf")
-    if "nameserver 10.213.64.1" not in resolv:
-        pytest.skip("the engine does not point containers at the responder yet")
-    beta_ip = lease_ip(eng, beta)
-    out = ok(eng, "exec", "alpha", "ping", "-c1", "-W2", "beta")
-    assert f"({beta_ip})" in out and "1 packets received" in out, out
-    assert f"Address: {beta_ip}" in ok(eng, "exec", "alpha", "nslookup", "beta")
-    # beta goes, and its name with it (the upstream, where it is asked then, fails)
-    ok(eng, "rm", "-f", "beta")
-    gone = cove(eng, "exec", "alpha", "nslookup", "beta")
-    # no answer: SERVFAIL once the (closed) upstream fails, or busybox's own time-out first
-    assert gone.returncode != 0 and f"Address: {beta_ip}" not in gone.stdout

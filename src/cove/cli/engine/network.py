@@ -65,4 +65,3 @@ def container_names(root: str) -> dict[str, str]:
 
     with ContainerStore(root) as store:
         return {record.id: record.name for record in store.list(all=True)}
-

@@ -238,17 +238,43 @@ def has_networks(record: ContainerRecord) -> bool:
 
 
 def dns_server_for(network: Network) -> str:
-    """THE HOOK for embedded DNS: the address of the engine's resolver on `network`, which
-    then becomes the container's only nameserver (the host's servers are its forwarders:
-    `hosts.resolv_conf(embedded_dns=...)` writes Docker's shape). "" for none: the host's
-    servers, as now. To turn it on for user networks: return
-    `dns_control.nameserver_for(network) or ""` here, and call `dns_control.update(root)`
-    after `plug` and `unplug` (and in `connect`/`disconnect`), so the responder knows the
-    names and runs while some user network has a container. (Both done: user networks get
-    the engine's responder; the default bridge keeps the host's servers, as Docker's.)"""
+    """The address of the engine's DNS responder on `network`, "" for none. Where there is
+    one it becomes the container's only nameserver (its --dns servers, else the host's,
+    become the responder's forwarders: `hosts.resolv_conf(embedded_dns=...)` writes Docker's
+    shape): on user networks; the default bridge keeps the host's servers, as Docker's."""
     from cove.engine.network import dns_control
 
     return dns_control.nameserver_for(network) or EMBEDDED_DNS
+
+
+def embedded_dns(networks: Sequence[Network]) -> str:
+    """The container's nameserver: the responder on the first of its networks that has
+    one (from there it resolves the names of all its user networks); "" for none."""
+    for network in networks:
+        server = dns_server_for(network)
+        if server:
+            return server
+    return EMBEDDED_DNS
+
+
+def _endpoints_dns(endpoints: Sequence[Mapping[str, Any]]) -> str:
+    """`embedded_dns` of a running container's endpoints (settings["networks"])."""
+    from cove.engine.network import dns_control
+
+    for endpoint in endpoints:
+        name, gateway = str(endpoint.get("name") or ""), str(endpoint.get("gateway") or "")
+        if name and name != dns_control.DEFAULT_NETWORK and gateway:
+            return gateway  # (endpoints are of bridge networks: `is_user_network`)
+    return EMBEDDED_DNS
+
+
+def _dns_changed(root: str) -> None:
+    """Tell the DNS responder (`dns_control.update`) that names or clients changed; a
+    failure is its log's business, not the caller's (the container is wired already)."""
+    from cove.engine.network import dns_control
+
+    with contextlib.suppress(CoveError, OSError):
+        dns_control.update(root)
 
 
 def on_user_network(networks: object) -> bool:
@@ -289,7 +315,7 @@ def prepare(root: str, store: ContainerStore, record: ContainerRecord) -> Plan |
             ]
         hostname = _hostname(record)
         gateway = plan.networks[0][1].gateway if plan.networks else ""
-        dns = dns_server_for(plan.networks[0][0]) if plan.networks else ""
+        dns = embedded_dns([network for network, _ in plan.networks])
         write_etc_files(store.container_dir(record.id), record.config, hostname,
                         [lease.ip for _, lease in plan.networks], gateway, dns)  # fmt: skip
     except BaseException:
@@ -429,8 +455,10 @@ def _wire(
 def connect(root: str, network: Network, record: ContainerRecord, lease: Lease) -> dict[str, Any]:
     """`network connect` of a running container: wired to `network` with `lease` at once (as
     eth1, eth2...: the first free name), the network's firewall elements added, its
-    /etc/hosts rewritten. Returns the endpoint for settings["networks"]; the caller keeps
-    the records (settings["connected"], the endpoints) and gives the lease back on failure."""
+    /etc/hosts and resolv.conf rewritten (the responder of its first user network becomes
+    its nameserver), the DNS responder told. Returns the endpoint for settings["networks"];
+    the caller keeps the records (settings["connected"], the endpoints) and gives the lease
+    back on failure."""
     from cove.engine.network import bridge, firewall
     from cove.engine.network.rtnl import Netlink
     from cove.engine.state import ContainerStore
@@ -451,21 +479,30 @@ def connect(root: str, network: Network, record: ContainerRecord, lease: Lease) 
             raise
     with ContainerStore(root) as store:
         _rewrite_hosts(store, record, [*endpoints, endpoint])
+    if on_user_network([endpoint]):
+        _dns_changed(root)
     return endpoint
 
 
 def disconnect(root: str, network: Network, record: ContainerRecord) -> None:
     """`network disconnect` of a running container: its veth on `network` deleted, its
-    /etc/hosts rewritten. The caller gives the lease back and keeps the records."""
+    lease given back (the caller may give it back again: that is a no-op), its /etc/hosts
+    and resolv.conf rewritten, the DNS responder told (its name goes from the network's
+    answers). The caller keeps the records."""
     from cove.engine.network import bridge
+    from cove.engine.network.networks import NetworkService
     from cove.engine.network.rtnl import Netlink
     from cove.engine.state import ContainerStore
 
     with host_lock(), Netlink() as nl:
         bridge.detach(nl, bridge.veth_name(record.id, network.id))
+    with NetworkService(root) as service:
+        service.release(network, record.id)
     endpoints = [e for e in endpoint_settings(record.settings) if e.get("network_id") != network.id]
     with ContainerStore(root) as store:
         _rewrite_hosts(store, record, endpoints)
+    if on_user_network([(network, None)]):
+        _dns_changed(root)
 
 
 def _rewrite_hosts(
@@ -473,7 +510,8 @@ def _rewrite_hosts(
 ) -> None:
     write_etc_files(store.container_dir(record.id), record.config, _hostname(record),
                     [str(e.get("ip")) for e in endpoints],
-                    str(endpoints[0].get("gateway") or "") if endpoints else "")  # fmt: skip
+                    str(endpoints[0].get("gateway") or "") if endpoints else "",
+                    _endpoints_dns(endpoints))  # fmt: skip
 
 
 # --- exit ---------------------------------------------------------------------------------

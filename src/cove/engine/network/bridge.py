@@ -8,6 +8,7 @@ and a veth pair per container and network.
 
 - MTU: the network's, else that of the uplink (the interface of the host's default route),
   on the bridge and on both ends of each veth.
+- The bridge's MAC address is fixed at creation (`bridge_mac`), as Docker does.
 - The host end is "cv" + 8 hex digits of a hash of (container id, network id), so the same
   container on the same network always gets the same name; its alias ("cove:<container
   id>:<network id prefix>:<init pid>", `ip -d link`) says whose it is (`system check` reads
@@ -18,6 +19,11 @@ and a veth pair per container and network.
   it at once (so nothing lingers while the kernel tears the namespace down).
 - The bridge gets `route_localnet=1`: published ports reached through 127.0.0.1 are DNATed to
   the container, which the kernel only routes out of a device that allows it.
+- Each veth's bridge port is in hairpin mode (as Docker's without its userland proxy): a
+  container that reaches its own published port through the host's address gets the
+  DNATed frames back by the port they came in on. Routed traffic needs no hairpin, but with
+  br_netfilter loaded (Docker loads it) the DNAT happens at the bridge, which then bridges
+  the frame back out of its ingress port. (`firewall` masquerades that traffic.)
 
 No internal network gets a default route (as Docker): only its subnet is reachable.
 """
@@ -37,6 +43,16 @@ DEFAULT_MTU = 1500
 VETH_RE = re.compile(r"cv[0-9a-f]{8}")
 USER_BRIDGE_RE = re.compile(r"cv-[0-9a-f]{12}")
 ALIAS_PREFIX = "cove:"
+
+
+def bridge_mac(name: str) -> str:
+    """The bridge's own MAC address, from its name (locally administered, unicast; not in
+    02:42:..., the containers' range). Set at creation, so that it stays when ports come and
+    go: the kernel would otherwise give the bridge its lowest port's address, and change it
+    when that port goes, leaving the containers' ARP caches with a stale gateway address
+    (a few seconds without a gateway after a `network disconnect` or a container's exit)."""
+    digest = hashlib.sha256(f"cove-bridge:{name}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x06, *digest[:5]))
 
 
 def veth_name(container_id: str, network_id: str) -> str:
@@ -89,7 +105,7 @@ def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int
     link = nl.link(name)
     if link is None:
         try:
-            nl.add_bridge(name, mtu)
+            nl.add_bridge(name, mtu, bridge_mac(name))
         except NetlinkError as exc:
             if exc.errno != errno.EEXIST:  # another start made it first
                 raise NetworkError(f"cannot create bridge {name}: {exc.strerror}") from None
@@ -179,7 +195,7 @@ def attach(
     finally:
         os.close(netns)
     try:
-        nl.set_link(nl.index(veth), alias=alias)
+        nl.set_link(nl.index(veth), alias=alias, hairpin=True)
         with Netlink.inside(pid) as inner:
             index = inner.index(ifname)
             inner.add_address(index, ip, prefixlen)

@@ -1,7 +1,7 @@
 """The DNS responder of an engine root (`dns.py`): what it answers, starting and stopping it.
 
-    <root>/networks/dns.json   what to answer, per user network (see dns.py); written
-                               atomically by `update`, read by the responder
+    <root>/networks/dns.json   what to answer, per user network (see dns_table.py);
+                               written atomically by `update`, read by the responder
     <root>/networks/dns.pid    "PID START\\n": the responder's pid and start time (clock ticks
                                after boot, /proc/PID/stat field 22), so that a recycled pid
                                is never taken for it
@@ -9,13 +9,16 @@
     <root>/networks/dns.log    what the responder has to say (binds, upstream failures)
 
 - `update(root)` writes dns.json from the networks and their leases (`NetworkService`) and
-  the running containers' names (`ContainerStore`); then the responder runs exactly while
+  the running containers (`ContainerStore`: names, --dns servers, the order of their
+  networks, their init's pid); then the responder runs exactly while
   some user network has a running container: started when it is needed and not running,
   sent SIGHUP when dns.json changed, stopped (SIGTERM, by pid) when nothing is left to
   answer. Call it after every change of what a name resolves to: a container started,
   stopped or died, removed, renamed, connected to or disconnected from a network.
 - A user network is a bridge network other than the default one, "bridge": as Docker, the
-  default network gets no name resolution (`nameserver_for` is None there).
+  default network gets no name resolution (`nameserver_for` is None there). A container's
+  nameserver is the responder on its first user network (`attach.embedded_dns`), where it
+  resolves the names of all its user networks.
 - `serve(root, detach)` is `cove --root R network dns-serve [--detach]`. Detached (how
   `start` runs it): the process it forks serves, in a new session (start_new_session),
   stdio on /dev/null; the forking process exits once that one is listening and has written
@@ -32,12 +35,13 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cove.errors import NetworkError
 
 if TYPE_CHECKING:
-    from cove.engine.network.networks import Network
+    from cove.engine.network.networks import Lease, Network
 
 DNS_JSON = "dns.json"
 PID_FILE = "dns.pid"
@@ -73,60 +77,112 @@ def nameserver_for(network: Network) -> str | None:
     return network.gateway if is_user_network(network) else None
 
 
-def running_names(root: str) -> dict[str, str]:
-    """Container id -> name of the running (and paused) containers of the engine root."""
+@dataclass(frozen=True)
+class Running:
+    """What the responder needs of a running container: its name, the pid of its init, its
+    own --dns servers (queries for other names go to them, from its namespace), and the
+    ids of its networks in its order (eth0's first: settings["networks"])."""
+
+    name: str
+    pid: int = 0
+    dns: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+
+
+def running_containers(root: str) -> dict[str, Running]:
+    """Container id -> `Running`, for the running (and paused) containers of the root."""
     if not os.path.exists(os.path.join(root, "containers.db")):
         return {}
     from cove.engine.state import ContainerStore
 
+    found: dict[str, Running] = {}
     with ContainerStore(root) as store:
-        return {r.id: r.name for r in store.list() if r.status in ("running", "paused")}
+        for record in store.list():
+            if record.status not in ("running", "paused"):
+                continue
+            endpoints = record.settings.get("networks")
+            order = [str(e.get("network_id")) for e in endpoints or () if isinstance(e, dict)]
+            servers = tuple(str(server) for server in record.config.get("dns") or ())
+            found[record.id] = Running(record.name, record.pid, servers, tuple(order))
+    return found
 
 
-def records(root: str, names: Mapping[str, str] | None = None) -> dict[str, dict[str, object]]:
-    """dns.json's content: for each user network, its gateway, subnet, whether it is
-    internal, and the names of its running containers (name, 12-digit short id, the
-    lease's aliases; lowercased) with their addresses, and each address's name (PTR).
-    `names` (container id -> name) replaces the engine's running containers (tests)."""
+def records(
+    root: str, names: Mapping[str, str | Running] | None = None
+) -> dict[str, dict[str, object]]:
+    """dns.json's content (see `dns_table`): for each user network, its gateway, subnet,
+    whether it is internal, the names of its running containers (name, 12-digit short id,
+    the lease's aliases; lowercased) with their addresses, each address's name (PTR), and
+    the containers as clients (their user networks, whether they have egress, their --dns
+    servers). `names` (container id -> name or `Running`) replaces the engine's running
+    containers (tests)."""
     if not os.path.isdir(networks_dir(root)):
         return {}
     from cove.engine.network.networks import NetworkService
 
-    if names is None:
-        names = running_names(root)
+    running = {
+        container_id: entry if isinstance(entry, Running) else Running(entry)
+        for container_id, entry in (running_containers(root) if names is None else names).items()
+    }
     data: dict[str, dict[str, object]] = {}
     with NetworkService(root) as service:
-        for network in service.list():
+        networks = [network for network in service.list() if not network.pseudo]
+        leases = {network.id: service.leases(network) for network in networks}
+        held: dict[str, list[tuple[Network, Lease]]] = {}  # container id -> its leases
+        for network in networks:
+            for lease in leases[network.id]:
+                if lease.container_id in running:
+                    held.setdefault(lease.container_id, []).append((network, lease))
+        for network in networks:
             if not is_user_network(network):
                 continue
             table: dict[str, list[str]] = {}
             ptr: dict[str, str] = {}
-            for lease in service.leases(network):
-                name = names.get(lease.container_id)
-                if not name:
+            clients: dict[str, dict[str, object]] = {}
+            for lease in leases[network.id]:
+                container = running.get(lease.container_id)
+                if container is None or not container.name:
                     continue
+                name = container.name
                 for key in (name, lease.container_id[:12], *lease.aliases):
                     key = key.lower().removesuffix(".")
                     if key and lease.ip not in table.setdefault(key, []):
                         table[key].append(lease.ip)
                 ptr[lease.ip] = name
+                clients[lease.ip] = _client(container, held[lease.container_id])
             data[network.id] = {
                 "name": network.name, "gateway": network.gateway, "subnet": network.subnet,
                 "internal": network.internal,
                 "records": {key: sorted(ips, key=_ip_key) for key, ips in sorted(table.items())},
                 "ptr": dict(sorted(ptr.items(), key=lambda item: _ip_key(item[0]))),
+                "clients": dict(sorted(clients.items(), key=lambda item: _ip_key(item[0]))),
             }  # fmt: skip
     return data
+
+
+def _client(container: Running, leases: list[tuple[Network, Lease]]) -> dict[str, object]:
+    """A container as a client of the responder (see `dns_table`)."""
+    order = {network_id: index for index, network_id in enumerate(container.networks)}
+    mine = sorted((network for network, _ in leases if is_user_network(network)),
+                  key=lambda n: (order.get(n.id, len(order)), n.name))  # fmt: skip
+    entry: dict[str, object] = {
+        "networks": [network.id for network in mine],
+        "egress": any(not network.internal for network, _ in leases),
+    }
+    if container.dns:
+        entry.update(dns=list(container.dns), pid=container.pid,
+                     start=start_time(container.pid) if container.pid > 0 else 0)  # fmt: skip
+    return entry
 
 
 def _ip_key(ip: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in ip.split("."))
 
 
-def update(root: str, names: Mapping[str, str] | None = None) -> None:
+def update(root: str, names: Mapping[str, str | Running] | None = None) -> None:
     """Write dns.json afresh, then start, signal or stop the responder (module docstring).
-    `names` (container id -> name, taken as running) is for tests. `DNSError` when the
-    responder cannot be started or dns.json cannot be written."""
+    `names` (container id -> name or `Running`, taken as running) is for tests. `DNSError`
+    when the responder cannot be started or dns.json cannot be written."""
     directory = networks_dir(root)
     try:
         os.makedirs(directory, exist_ok=True)
@@ -312,6 +368,7 @@ def serve(root: str, detach: bool = False) -> int:
 
 def _serve(root: str, ready: int | None) -> int:
     from cove.engine.network import dns
+    from cove.engine.network.dns_forward import upstreams_from_env
 
     other = running(root)
     if other is not None and other != os.getpid():
@@ -321,7 +378,7 @@ def _serve(root: str, ready: int | None) -> int:
         else:
             sys.stderr.write(f"Error: {message}\n")
         return 1
-    server = dns.Server(root, upstreams=dns.upstreams_from_env(),
+    server = dns.Server(root, upstreams=upstreams_from_env(),
                         log_path=os.path.join(networks_dir(root), LOG_FILE))  # fmt: skip
     try:
         server.setup_signals()

@@ -9,6 +9,7 @@ transaction):
     set internal_bridges ifname           bridges of --internal networks
     set hairpin      ifname . ifname   (bridge . bridge) for each bridge
     set nat_subnets  ipv4_addr (interval)   subnets of non-internal networks
+    set base_vN      (empty)           the version of these rules (`BASE_VERSION`)
 
     prerouting  (nat, dstnat)  fib daddr type local -> jump ports
     output      (nat, dstnat)  fib daddr type local -> jump ports   (the host's own traffic,
@@ -16,10 +17,14 @@ transaction):
     ports       (regular)      one DNAT rule per published port, comment "cove:<container id>"
     postrouting (nat, srcnat)  127.0.0.0/8 to a bridge: masquerade (the localhost DNAT: the
                                container answers the gateway, not its own loopback);
-                               DNATed traffic that leaves by the bridge it came in on
-                               (container -> host port -> container on the same bridge):
-                               masquerade; subnets in @nat_subnets leaving by a non-cove
-                               interface: masquerade
+                               DNATed traffic from a cove subnet to a bridge (hairpin:
+                               a container -> the host's address and a published port ->
+                               itself or a container on the same bridge): masquerade, so
+                               the answer comes back through the NAT (a container sees its
+                               own address as the source, and drops it, otherwise) and the
+                               server sees the gateway, as behind Docker's proxy;
+                               subnets in @nat_subnets leaving by a non-cove interface:
+                               masquerade
     forward     (filter)       established: accept; same bridge in and out: accept;
                                from or to an internal bridge: drop; between two cove
                                bridges: drop; to a bridge: accept if DNATed (published
@@ -50,6 +55,11 @@ TABLE = "cove"
 PORTS_CHAIN = "ports"
 COMMENT_PREFIX = "cove:"
 FORWARD_CHANGED = "ip_forward.changed"  # under <root>/networks/: ip_forward was 0, cove set 1
+# The version of the base rules, bumped whenever `base_script`'s chains change: the table
+# has an (empty) set named after it, which `ensure` checks for, so that a table made by an
+# older cove (its containers still running) gets the current rules at the next start.
+BASE_VERSION = 2
+VERSION_SET = f"base_v{BASE_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ def base_script() -> str:
         f"add set {t} internal_bridges {{ type ifname; }}",
         f"add set {t} hairpin {{ type ifname . ifname; }}",
         f"add set {t} nat_subnets {{ type ipv4_addr; flags interval; }}",
+        f"add set {t} {VERSION_SET} {{ type inet_service; }}",
         f"add chain {t} {PORTS_CHAIN}",
         f"add chain {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}",
         f"add chain {t} output {{ type nat hook output priority -100; policy accept; }}",
@@ -100,7 +111,7 @@ def base_script() -> str:
         "output": [f"fib daddr type local jump {PORTS_CHAIN}"],
         "postrouting": [
             "oifname @bridges ip saddr 127.0.0.0/8 masquerade",
-            "ct status dnat iifname . oifname @hairpin masquerade",
+            "ct status dnat oifname @bridges ip saddr @nat_subnets masquerade",
             "oifname != @bridges ip saddr @nat_subnets masquerade",
         ],
         "forward": [
@@ -331,15 +342,18 @@ def ensure_start(changes: str, *, table_likely: bool) -> Pending:
     """Apply `changes` (set elements, port rules) with the table and its base chains there,
     in the background: one `nft` run in the usual case. `table_likely`: the caller saw
     signs that the table exists (other containers on cove networks), so the changes alone
-    are tried first; otherwise the table is created with them."""
-    first = changes if table_likely else create_script() + changes
+    are tried first (with a check that the table's rules are of this version: a flush of
+    the empty VERSION_SET, which fails when it is missing); otherwise the table is created
+    with them."""
+    first = _checked(changes) if table_likely else create_script() + changes
     return Pending(changes, table_likely, start_apply(first))
 
 
 def ensure_finish(pending: Pending) -> None:
     """Wait for `ensure_start`'s run; if its guess was wrong, try the other one, then the
-    whole base again (a table someone changed by hand)."""
-    retry = [create_script() + pending.changes] if pending.table_likely else [pending.changes]
+    whole base again (a table someone changed by hand, or one of an older version)."""
+    changes = pending.changes
+    retry = [create_script() + changes] if pending.table_likely else [_checked(changes)]
     try:
         finish(pending.process)
         return
@@ -353,7 +367,12 @@ def ensure_finish(pending: Pending) -> None:
         except NetworkError as exc:
             if not _guess_missed(exc):
                 raise
-    apply(base_script() + pending.changes)
+    apply(base_script() + changes)
+
+
+def _checked(changes: str) -> str:
+    """`changes` after a check that the table is there with this version's rules."""
+    return f"flush set {FAMILY} {TABLE} {VERSION_SET}\n" + changes
 
 
 def ensure(changes: str, *, table_likely: bool) -> None:

@@ -14,11 +14,11 @@ a bind mount holds the inode, so a running container sees the change.
   servers of /run/systemd/resolve/resolv.conf, else Docker's fallback 8.8.8.8 and 8.8.4.4.
   `--dns`, `--dns-search`, `--dns-option` replace the servers, the search list, the options.
   With `--network host` local servers are kept (the container shares the host's loopback).
-- Embedded DNS (not yet): on user networks Docker answers container names itself at
-  127.0.0.11 and lists only that in resolv.conf (the upstream servers become its
-  forwarders). `resolv_conf(..., embedded_dns="127.0.0.11")` writes exactly that shape;
-  `attach.dns_server_for` (the hook) gives "" until the engine points containers at its
-  resolver.
+- Embedded DNS: on user networks the engine's responder answers container names (Docker's
+  does at 127.0.0.11; cove's listens on the network's gateway, `attach.embedded_dns`), and
+  resolv.conf lists only it, with the servers it forwards other names to in a comment:
+  `--dns` servers when given (the responder then forwards to those, as Docker's), else the
+  host's. On the default bridge (no responder) the servers are listed directly.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ NLM_F_DUMP, NLM_F_EXCL, NLM_F_CREATE, NLM_F_REPLACE = 0x300, 0x200, 0x400, 0x100
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 4, 5
+IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode (u8): frames may leave by the port they came in
 IFF_UP = 0x1
 # address and route attributes
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
@@ -199,12 +201,16 @@ class Netlink:
             raise NetlinkError(errno.ENODEV, f"no such network interface: {name}")
         return found.index
 
-    def add_bridge(self, name: str, mtu: int = 0) -> None:
+    def add_bridge(self, name: str, mtu: int = 0, mac: str = "") -> None:
+        """A bridge, up. `mac`: its address, kept as ports come and go (without one the
+        kernel gives the bridge the lowest address of its ports, which changes)."""
         attrs = attr(IFLA_IFNAME, text(name)) + attr(
             IFLA_LINKINFO, attr(IFLA_INFO_KIND, text("bridge"))
         )
         if mtu:
             attrs += attr(IFLA_MTU, u32(mtu))
+        if mac:
+            attrs += attr(IFLA_ADDRESS, mac_bytes(mac))
         self.request(RTM_NEWLINK, ifinfo(flags=IFF_UP, change=IFF_UP) + attrs,
                      NLM_F_CREATE | NLM_F_EXCL)  # fmt: skip
 
@@ -238,8 +244,16 @@ class Netlink:
                      NLM_F_CREATE | NLM_F_EXCL)  # fmt: skip
 
     def set_link(
-        self, index: int, *, up: bool | None = None, mtu: int = 0, alias: str | None = None
+        self,
+        index: int,
+        *,
+        up: bool | None = None,
+        mtu: int = 0,
+        alias: str | None = None,
+        hairpin: bool | None = None,
     ) -> None:
+        """Change a link. `hairpin`: the hairpin mode of the bridge port it is (`ip link set
+        DEV type bridge_slave hairpin on`; EOPNOTSUPP when the link is no bridge's port)."""
         flags = change = 0
         if up is not None:
             flags, change = (IFF_UP if up else 0), IFF_UP
@@ -248,6 +262,10 @@ class Netlink:
             attrs += attr(IFLA_MTU, u32(mtu))
         if alias is not None:
             attrs += attr(IFLA_IFALIAS, alias.encode())
+        if hairpin is not None:
+            port = attr(IFLA_BRPORT_MODE, bytes([int(hairpin)]))
+            attrs += attr(IFLA_LINKINFO, attr(IFLA_INFO_SLAVE_KIND, text("bridge"))
+                          + attr(IFLA_INFO_SLAVE_DATA, port))  # fmt: skip
         self.request(RTM_NEWLINK, ifinfo(index, flags, change) + attrs)
 
     def delete_link(self, name: str) -> bool:

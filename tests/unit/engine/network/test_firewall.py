@@ -39,7 +39,8 @@ def test_base_rules() -> None:
     assert by_chain["output"] == ["fib daddr type local jump ports"]
     assert by_chain["postrouting"] == [
         "oifname @bridges ip saddr 127.0.0.0/8 masquerade",  # localhost -> container
-        "ct status dnat iifname . oifname @hairpin masquerade",
+        # hairpin: a container -> the host's address -> itself or a neighbour
+        "ct status dnat oifname @bridges ip saddr @nat_subnets masquerade",
         "oifname != @bridges ip saddr @nat_subnets masquerade",  # egress
     ]
     forward = by_chain["forward"]
@@ -186,16 +187,54 @@ def test_ensure_falls_back_on_the_other_guess(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(firewall, "finish", finish)
     monkeypatch.setattr(firewall, "apply", apply)
     changes = firewall.network_script(NetworkRules("cove0", "172.17.0.0/16"))
+    checked = f"flush set inet cove {firewall.VERSION_SET}\n" + changes
     firewall.ensure(changes, table_likely=False)  # the table was there after all
-    assert applied == [firewall.create_script() + changes, changes]
+    assert applied == [firewall.create_script() + changes, checked]
     applied.clear()
     firewall.ensure(changes, table_likely=True)  # right guess: one run
-    assert applied == [changes]
+    assert applied == [checked]
     applied.clear()
     failures["create"] = "Operation not permitted"
     with pytest.raises(NetworkError, match="not permitted"):
         firewall.ensure(changes, table_likely=False)
     assert applied == [firewall.create_script() + changes]
+
+
+def test_a_table_of_an_older_version_gets_the_current_base(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A table made by an older cove (whose containers still run) lacks this version's set:
+    the check of the fast path fails, the create fails, and the base is applied again."""
+    applied: list[str] = []
+
+    class Done:
+        def __init__(self, script: str) -> None:
+            self.script = script
+
+    def start_apply(script: str, **_: object) -> Done:
+        applied.append(script)
+        return Done(script)
+
+    def run(script: str) -> None:
+        if script.startswith("create table"):
+            raise NetworkError(
+                "nftables: /dev/stdin:1:1: Error: Could not process rule: File exists"
+            )
+        if script.startswith(f"flush set inet cove {firewall.VERSION_SET}"):
+            raise NetworkError("nftables: /dev/stdin:1:27-33: Error: No such file or directory")
+
+    def apply(script: str) -> None:
+        applied.append(script)
+        run(script)
+
+    monkeypatch.setattr(firewall, "start_apply", start_apply)
+    monkeypatch.setattr(firewall, "finish", lambda done: run(done.script))
+    monkeypatch.setattr(firewall, "apply", apply)
+    changes = firewall.network_script(NetworkRules("cove0", "172.17.0.0/16"))
+    firewall.ensure(changes, table_likely=True)
+    assert applied[-1] == firewall.base_script() + changes
+    assert len(applied) == 3
+    assert f"add set inet cove {firewall.VERSION_SET} " in firewall.base_script()
 
 
 def test_forwarding_note(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
