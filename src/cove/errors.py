@@ -453,3 +453,16 @@ class DockerfileError(BuildError):
         self.reason = reason
         self.file = file
         self.line = line
+
+
+class StepFailed(DockerfileError):
+    """A RUN step exited non-zero: `command` is the argv it ran, `exit_code` its status
+    (the API words it as dockerd does: "The command '...' returned a non-zero code: N")."""
+
+    def __init__(
+        self, reason: str, *, command: list[str], exit_code: int, file: str = "Dockerfile",
+        line: int | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(reason, file=file, line=line)
+        self.command = list(command)
+        self.exit_code = exit_code

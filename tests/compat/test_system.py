@@ -1,5 +1,5 @@
 """System routes through the real clients: ping, version negotiation, info, system df,
-events (history and live), and /build's 501."""
+and events (history and live). /build: tests/compat/test_build.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from cove import __version__
 from tests.compat.conftest import ApiServer, DockerCli, docker_binary
@@ -244,24 +242,3 @@ def test_sdk_events_generator_reads_a_start(api: ApiServer, client: Any) -> None
         assert event["Actor"]["Attributes"]["name"] == "sdkevt"
     finally:
         events.close()
-
-
-# --- build -----------------------------------------------------------------------------------
-
-
-def test_build_is_501_with_a_clear_message(api: ApiServer, docker: DockerCli,
-                                           tmp_path: Path) -> None:  # fmt: skip
-    (tmp_path / "Dockerfile").write_text("FROM bb:1\nRUN true\n")
-    res = docker("build", "-t", "built:1", str(tmp_path))
-    assert res.returncode != 0
-    assert "cove serve does not build images yet" in res.stderr
-    assert "built" not in api.cove("images", "--format", "{{.Repository}}").stdout
-
-
-def test_sdk_build_raises_api_error_501(client: Any, tmp_path: Path) -> None:
-    docker_sdk = pytest.importorskip("docker")
-    (tmp_path / "Dockerfile").write_text("FROM bb:1\n")
-    with pytest.raises(docker_sdk.errors.APIError) as caught:
-        client.images.build(path=str(tmp_path), tag="built:2")
-    assert caught.value.status_code == 501
-    assert "does not build images yet" in str(caught.value.explanation)

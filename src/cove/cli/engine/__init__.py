@@ -14,6 +14,7 @@ import sys
 # command -> (module, one-line help). Aliases map to the same module, as docker's do.
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("container_attach", "connect to a running container's stdio"),
+    "build": ("build", "build an image from a Dockerfile (Containerfile)"),
     "commit": ("container_commit", "make an image from a container's changes"),
     "container": ("container", "manage containers: create, start, stop, ls, rm, prune..."),
     "cp": ("container_cp", "copy files between a container and the host"),

@@ -9,6 +9,7 @@ from cove.cli.engine import Context, run_module
 # subcommand -> (module, help); ls, tag and rm are also top-level (images, tag, rmi).
 SUBCOMMANDS = {
     "ls": ("image_ls", "list images"),
+    "build": ("build", "build an image from a Dockerfile (Containerfile)"),
     "list": ("image_ls", "list images"),
     "inspect": ("image_inspect", "show images' details (JSON)"),
     "tag": ("image_tag", "give an image another name"),

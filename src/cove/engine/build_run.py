@@ -1,0 +1,279 @@
+"""RUN: a container from the intermediate image, run through the engine's container service
+(never the runtime directly), its output streamed, its changes taken as a layer.
+
+The container gets the stage's RUN environment (ENV, then ARG values, then proxy build
+args), the image's WORKDIR, USER and SHELL, the step's network (`default` is Docker's:
+the bridge), no health check, and its `--mount`s:
+
+- `type=cache`: a folder of the engine root, `<root>/build/cache-mounts/<hash of id>`,
+  kept between builds, bind-mounted (`sharing=locked` holds a lock on it for the step);
+  never part of the layer.
+- `type=bind`: from the context (read-only: the context folder itself; `rw`: an overlay
+  of it whose writes are dropped) or from another stage or an image (an overlay of its
+  layers), the source resolved inside that root.
+- `type=tmpfs`: a tmpfs.
+- `RUN <<EOF` whose script starts with `#!` runs the script as a file (`/dev/pipes/EOF`,
+  as BuildKit names it); other heredocs are given to the shell with the command.
+
+Whatever happens, the container is removed (with its anonymous volumes: VOLUME paths are
+volumes in RUN containers, so what a RUN writes there is not kept, as Docker's legacy
+builder does). A non-zero exit is a DockerfileError naming the line, with the exit code
+and the last lines of output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import posixpath
+import select
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cove.engine.attach import EXIT, STDERR, STDOUT, AttachClient
+from cove.engine.build_layers import MountedImage, NewLayer, layer_from_upper, prune_placeholders
+from cove.engine.container_create import RunSettings, snapshot_key
+from cove.engine.container_diff import mount_points
+from cove.engine.containers import ContainerService
+from cove.engine.create_options import CreateOptions, MountOption
+from cove.engine.rootfs_path import real_path
+from cove.errors import BuildError, CoveError, DockerfileError, StepFailed
+from cove.image.build.instructions import Mount, Run
+from cove.image.snapshot import OverlaySnapshotter, choose_snapshotter
+from cove.image.store import ImageStore
+
+TAIL_BYTES = 4096
+TAIL_LINES = 10
+NETWORKS = {"default": "bridge", "none": "none", "host": "host"}
+BUILD_LABEL = "io.cove.build.pid"  # on RUN containers: the builder's pid (see build.py)
+
+
+@dataclass
+class RunMounts:
+    """The `--mount`s of one RUN as container mounts, and what must be undone after."""
+
+    options: list[MountOption]
+    stack: contextlib.ExitStack
+
+
+def run_argv(run: Run, shell: Sequence[str], scripts: str) -> tuple[list[str], list[MountOption]]:
+    """The argv of a RUN (and the mount a `#!` heredoc script needs, made in `scripts`)."""
+    script = run.heredoc_script
+    if script is not None:
+        if script.content.startswith("#!"):
+            os.makedirs(scripts, mode=0o755, exist_ok=True)
+            path = os.path.join(scripts, script.name)
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as out:
+                out.write(script.content)
+            os.chmod(path, 0o755)
+            mount = MountOption(type="bind", target="/dev/pipes", source=scripts, read_only=True)
+            return [f"/dev/pipes/{script.name}"], [mount]
+        return [*shell, script.content], []
+    if run.heredocs:
+        return [*shell, run.shell_text()], []
+    return run.command.argv(shell), []
+
+
+def cache_mount_dir(root: str, mount: Mount) -> str:
+    """The folder behind `--mount=type=cache,id=...` (the id defaults to the target)."""
+    key = mount.id or mount.target
+    name = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    folder = os.path.join(root, "build", "cache-mounts", name)
+    if not os.path.isdir(folder):
+        os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
+        partial = f"{folder}.{uuid.uuid4().hex[:8]}"
+        os.mkdir(partial, 0o755)
+        os.chown(partial, mount.uid or 0, mount.gid or 0)
+        os.chmod(partial, 0o755 if mount.mode is None else mount.mode)
+        try:
+            os.rename(partial, folder)
+        except OSError:
+            os.rmdir(partial)  # another build made it meanwhile
+    return folder
+
+
+def run_mounts(
+    run: Run,
+    *,
+    root: str,
+    store: ImageStore,
+    workdir: str,
+    context_dir: str,
+    image_for: Callable[[str], str],
+    file: str,
+) -> RunMounts:
+    """Container mounts for the `--mount`s of `run` (expanded); `image_for(from_value)`
+    gives the image id a `from=` names (a stage's result or an image)."""
+    stack = contextlib.ExitStack()
+    options: list[MountOption] = []
+    try:
+        for mount in run.mounts:
+            target = posixpath.normpath(posixpath.join(workdir or "/", mount.target))
+            spec = f"RUN --mount=type={mount.type},target={mount.target}"
+            if mount.type == "cache":
+                folder = cache_mount_dir(root, mount)
+                if mount.sharing == "locked":
+                    stack.enter_context(_locked(folder))
+                options.append(MountOption(type="bind", source=folder, target=target,
+                                           read_only=mount.readonly))  # fmt: skip
+            elif mount.type == "tmpfs":
+                options.append(MountOption(type="tmpfs", target=target, tmpfs_size=mount.size))
+            elif mount.type == "bind":
+                source = _bind_source(mount, stack, root=root, store=store,
+                                      context_dir=context_dir, image_for=image_for, spec=spec,
+                                      file=file, line=run.line)  # fmt: skip
+                options.append(MountOption(type="bind", source=source, target=target,
+                                           read_only=mount.readonly))  # fmt: skip
+            else:
+                raise DockerfileError(f"{spec}: mounts of type {mount.type} are not supported "
+                                      "by cove build", file=file, line=run.line)  # fmt: skip
+    except BaseException:
+        stack.close()
+        raise
+    return RunMounts(options, stack)
+
+
+def _bind_source(mount: Mount, stack: contextlib.ExitStack, *, root: str, store: ImageStore,
+                 context_dir: str, image_for: Callable[[str], str], spec: str, file: str,
+                 line: int) -> str:  # fmt: skip
+    if mount.from_ is None and mount.readonly:
+        base = context_dir
+    else:
+        if mount.from_ is None:
+            mounted = MountedImage(root, lower_dirs=[context_dir])
+        else:
+            mounted = MountedImage(root, store, image_for(mount.from_))
+        stack.callback(mounted.close)
+        base = mounted.path
+    fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        resolved = real_path(fd, mount.source or "/").lstrip("/")
+    finally:
+        os.close(fd)
+    path = os.path.join(base, resolved) if resolved else base
+    if not os.path.lexists(path):
+        where = "the build context" if mount.from_ is None else mount.from_
+        raise DockerfileError(f"{spec}: no {mount.source or '/'} in {where}", file=file,
+                              line=line)  # fmt: skip
+    return path
+
+
+@contextlib.contextmanager
+def _locked(folder: str):  # type: ignore[no-untyped-def]
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class _Tail:
+    """The last bytes of a step's output, for the error message."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def add(self, chunk: bytes) -> None:
+        self.data = (self.data + chunk)[-TAIL_BYTES:]
+
+    def lines(self) -> list[str]:
+        text = self.data.decode("utf-8", "replace")
+        return [line for line in text.splitlines() if line.strip()][-TAIL_LINES:]
+
+
+def _pump(
+    client: AttachClient,
+    output: Callable[[bytes], None],
+    tail: _Tail,
+    stop: Callable[[], bool],
+) -> int | None:
+    while True:
+        try:
+            ready, _, _ = select.select([client], [], [], 0.5)
+        except InterruptedError:
+            continue
+        if not ready:
+            if stop():
+                raise BuildError("the build was stopped: another stage failed")
+            continue
+        frames = client.read_frames()
+        if frames is None:
+            return None
+        for kind, payload in frames:
+            if kind == EXIT:
+                return int(payload or b"0")
+            if kind in (STDOUT, STDERR) and payload:
+                tail.add(payload)
+                output(payload)
+
+
+def run_step(
+    *,
+    root: str,
+    store: ImageStore,
+    image_id: str,
+    argv: list[str],
+    env: list[str],
+    network: str,
+    mounts: list[MountOption],
+    mtime: int,
+    output: Callable[[bytes], None],
+    warn: Callable[[str], None],
+    text: str,
+    file: str,
+    line: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> NewLayer | None:
+    """Run one RUN step in a container of `image_id`; its changes as a stored layer (None
+    when it changed nothing). The container is removed in every case (also when `stop()`
+    says the build stops: another stage failed)."""
+    service = ContainerService(root)
+    labels = {BUILD_LABEL: str(os.getpid())}
+    options = CreateOptions(cmd=argv, entrypoint=[], env=list(env), network=network,
+                            mounts=list(mounts), labels=labels)  # fmt: skip
+    settings = RunSettings(healthcheck={"Test": ["NONE"]})
+    record = None
+    tail = _Tail()
+    try:
+        try:
+            record, client = service.run(image_id, options, settings, attach=True, warn=warn)
+        except BuildError:
+            raise
+        except CoveError as exc:  # the command cannot start (no shell in the image, no user)
+            raise DockerfileError(f"RUN {text}: {exc}", file=file, line=line) from None
+        assert client is not None
+        try:
+            code = _pump(client, output, tail, stop)
+        finally:
+            client.close()
+        service.finish(record.id)
+        if code is None:
+            raise BuildError(f"{file}:{line}: RUN {text}: lost the connection to the "
+                             "container's monitor")  # fmt: skip
+        if code != 0:
+            lines = tail.lines()
+            detail = ("\nlast lines of output:\n" + "\n".join(f"  {x}" for x in lines)
+                      if lines else "")  # fmt: skip
+            raise StepFailed(f"RUN {text}: exit code {code}{detail}", command=argv,
+                             exit_code=code, file=file, line=line)  # fmt: skip
+        snapshots = choose_snapshotter(root)
+        assert isinstance(snapshots, OverlaySnapshotter)
+        mount = snapshots.describe(snapshot_key(record.id))
+        lowers = list(mount.lowerdirs)
+        prune_placeholders(mount.upperdir, lowers, mount_points(record.bundle))
+        return layer_from_upper(store, lowers, mount.upperdir, mtime)
+    finally:
+        if record is not None:
+            try:
+                service.remove(record.id, force=True, volumes=True)
+            except CoveError as exc:
+                warn(f"cannot remove the build container {record.short_id}: {exc}")
+
+
+def remove_scripts(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
