@@ -306,6 +306,9 @@ class ContainerService:
         record = self.get(term)
         with self.store.lock(record.id):
             renamed = self.store.rename(record.id, new_name)
+        from cove.engine.network import attach as network
+
+        network.renamed(self.root, renamed)  # the DNS responder answers to the new name
         events.emit(self.root, "rename", renamed, oldName=f"/{record.name}")
         return renamed
 

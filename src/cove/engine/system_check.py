@@ -294,8 +294,8 @@ def _sockets(live: set[str], known: set[str]) -> list[Finding]:
 
 def _networks(root: str, store: ContainerStore, live: set[str], known: set[str]) -> list[Finding]:
     """veths, nft rules and leases of containers not running; bridges of removed networks;
-    cove's nft table with no container (see `cove.engine.network.attach.leftovers`)."""
-    from cove.engine.network.attach import leftovers
+    cove's nft table with no container (see `cove.engine.network.repair.leftovers`)."""
+    from cove.engine.network.repair import leftovers
 
     return [Finding(item.kind, item.what, item.repair)
             for item in leftovers(root, store, live, known)]  # fmt: skip

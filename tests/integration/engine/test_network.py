@@ -82,15 +82,22 @@ def fetch(url: str, timeout: float = 5.0) -> str:
             time.sleep(0.1)
 
 
-def cove_veths() -> list[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
-    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
-    return [n for n in names if len(n) == 10 and n.startswith("cv") and _hex(n[2:])]
+def root_veths(root: Path, ids: list[str]) -> list[str]:
+    """The host's veths of the containers `ids` of engine `root`, and no one else's (other
+    roots' containers, another test session's, a developer's, have theirs): named after
+    (container, network of the root) as `bridge.veth_name` names them, or with an alias
+    ("cove:<container id>:...") that names one of the containers."""
+    from cove.engine.network.bridge import alias_owner, veth_name
 
-
-def _hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
+    folder = root / "networks"
+    networks = [p.stem for p in folder.glob("*.json")] if folder.is_dir() else []
+    names = {veth_name(cid, network) for cid in ids for network in networks}
+    out = subprocess.run(["ip", "-d", "-j", "link", "show", "type", "veth"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return sorted(
+        str(link["ifname"]) for link in json.loads(out or "[]")
+        if link["ifname"] in names or alias_owner(str(link.get("ifalias") or ""))[0] in ids
+    )  # fmt: skip
 
 
 def nft_table() -> str:
@@ -109,8 +116,8 @@ def leases(root: Path) -> list[str]:
 
 
 def data_plane_clean(root: Path, ids: list[str]) -> None:
-    """No cove veth on the host, no rule naming the containers, no lease."""
-    poll(lambda: cove_veths() == [], "the veths go with the namespaces")
+    """No veth of the root's containers `ids` on the host, no rule naming them, no lease."""
+    poll(lambda: root_veths(root, ids) == [], "the veths go with the namespaces")
     poll(lambda: not any(cid in nft_table() for cid in ids), "no rule of the containers")
     assert leases(root) == []
 
@@ -149,12 +156,12 @@ def net(engine: Path) -> Iterator[Path]:
         data_plane_clean(engine, ids)
     finally:
         from cove.engine.network import NetworkService
-        from cove.engine.network.attach import remove_network_links
+        from cove.engine.network.repair import remove_network_links
 
         with NetworkService(str(engine)) as service:
             for network in service._stored():
                 if network.name != "bridge":
-                    remove_network_links(network)
+                    remove_network_links(network, str(engine))
 
 
 @pytest.fixture
@@ -397,6 +404,8 @@ def test_kill_during_network_setup_then_repair(net: Path, tmp_path: Path, step: 
                          env={**os.environ, "COVE_TEST_CRASH": step}, timeout=60,
                          start_new_session=True)  # fmt: skip
     assert res.returncode == -9, res.stderr
+    ids = cove(net, "ps", "-a", "-q", "--no-trunc").stdout.split()
+    assert len(ids) == 1  # the container the killed run made
     check = [cove_cli(), "--root", str(net), "system", "check"]
     fixed = subprocess.run([*check, "--repair"], capture_output=True, text=True, env=CHECK_ENV,
                            timeout=60, start_new_session=True)  # fmt: skip
@@ -404,9 +413,9 @@ def test_kill_during_network_setup_then_repair(net: Path, tmp_path: Path, step: 
     again = subprocess.run(check, capture_output=True, text=True, env=CHECK_ENV, timeout=60,
                            start_new_session=True)  # fmt: skip
     assert again.stdout == "nothing to repair\n", again.stdout
-    ids = cove(net, "ps", "-a", "-q", "--no-trunc").stdout.split()
     data_plane_clean(net, ids)
-    assert "18082" not in nft_table()
+    killed = [line for line in nft_table().splitlines() if "dport 18082 " in line]
+    assert not any(f"cove:{cid}" in line for line in killed for cid in ids), killed
 
 
 def test_network_connect_and_disconnect_a_running_container(net: Path) -> None:
@@ -421,3 +430,26 @@ def test_network_connect_and_disconnect_a_running_container(net: Path) -> None:
     ok(net, "network", "disconnect", "side", "peer")
     after = cove(net, "exec", "peer", "sh", "-c", "ip -o link; cat /etc/hosts")
     assert "eth1" not in after.stdout and side_ip not in after.stdout
+
+
+def test_the_data_plane_check_sees_only_its_own_roots_containers(
+    net: Path, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    """`data_plane_clean` (the `net` fixture's teardown) must not see another root's
+    containers: another test session's, a developer's."""
+    import tarfile
+
+    other = tmp_path / "other"
+    with tarfile.open(tmp_path / "other.tar", "w") as tar:
+        tar.add(busybox_rootfs, arcname=".")
+    ok(other, "import", str(tmp_path / "other.tar"), "bb:1")
+    theirs = run_d(other, "bb:1", "sleep", "600")
+    try:
+        mine = run_d(net, "bb:1", "sleep", "600")
+        (my_veth,), (their_veth,) = root_veths(net, [mine]), root_veths(other, [theirs])
+        assert my_veth != their_veth
+        ok(net, "rm", "-f", mine)
+        data_plane_clean(net, [mine])  # theirs is still up
+        assert root_veths(other, [theirs]) == [their_veth]
+    finally:
+        remove_everything(other)

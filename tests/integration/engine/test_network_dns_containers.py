@@ -150,6 +150,22 @@ def test_containers_find_each_other_through_their_resolv_conf(dns_net: tuple[Pat
     assert gone.returncode != 0 and f"Address: {beta_ip}" not in gone.stdout
 
 
+def test_rename_of_a_running_container_changes_its_name_in_the_answers(
+    dns_net: tuple[Path, str],
+) -> None:
+    eng, _ = dns_net
+    run_d(eng, "--name", "alpha", "--network", "dnsnet", "bb:1", "sh", "-c", LOOP)
+    beta = run_d(eng, "--name", "beta", "--network", "dnsnet", "bb:1", "sh", "-c", LOOP)
+    beta_ip = lease_ip(eng, beta)
+    assert addresses(eng, "alpha", "beta") == [beta_ip]
+    ok(eng, "rename", "beta", "gamma")
+    # no dns_control.update here: `rename` itself must tell the responder
+    assert addresses(eng, "alpha", "gamma") == [beta_ip]
+    found, out = lookup(eng, "alpha", "beta")
+    assert found == [] and beta_ip not in out, out
+    assert addresses(eng, "alpha", beta[:12]) == [beta_ip]  # the short id stays
+
+
 # --- a container on several networks -----------------------------------------------------------
 
 

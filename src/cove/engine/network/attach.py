@@ -23,21 +23,25 @@ Everything `unplug` undoes is found from the container id alone (rule comments, 
 derived from (container id, network id), leases by container), so a start killed at any
 step is undone by the next clean-up or `system check --repair`.
 
-Host-wide state (the `inet cove` table, bridges, veth names) is shared by every engine root
-on the host: changes to it hold `/run/cove/network.lock`.
+Host-wide state (the `inet cove` table, bridges, veth names, subnet claims) is shared by
+every engine root on the host: changes to it hold `/run/cove/network.lock`, and what a root
+puts there carries the root's id (`hostwide.py`). A bridge's set elements go with it (at the
+exit of its last container, at `network disconnect` of its last one, at `network rm`),
+though the table stays for other roots' containers. What a crash leaves, `repair.py` finds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cove.engine.network import hostwide
+from cove.engine.network.hostwide import HOST_LOCK as HOST_LOCK
+from cove.engine.network.hostwide import host_lock
 from cove.errors import CoveError, InvalidArgument, NetworkError
 
 if TYPE_CHECKING:
@@ -46,7 +50,6 @@ if TYPE_CHECKING:
     from cove.engine.network.rtnl import Netlink
     from cove.engine.state import ContainerRecord, ContainerStore
 
-HOST_LOCK = "/run/cove/network.lock"
 PSEUDO_MODES = ("none", "host")
 CONTAINER_PREFIX = "container:"
 EMBEDDED_DNS = ""  # no resolver of the engine's by default (see `dns_server_for`)
@@ -182,21 +185,6 @@ def write_etc_files(
     )  # fmt: skip
 
 
-# --- the host-wide lock ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def host_lock() -> Iterator[int]:
-    """flock(2) of HOST_LOCK; yields the descriptor (a child given it holds the lock too)."""
-    os.makedirs(os.path.dirname(HOST_LOCK), mode=0o755, exist_ok=True)
-    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)
-
-
 # --- start ---------------------------------------------------------------------------------
 
 
@@ -277,6 +265,15 @@ def _dns_changed(root: str) -> None:
         dns_control.update(root)
 
 
+def renamed(root: str, record: ContainerRecord) -> None:
+    """After `rename` (`record`: the container as it now is): a running container on a user
+    network answers to its new name, no longer to the old one, from the DNS responder."""
+    if record.status in ("running", "paused") and on_user_network(
+        endpoint_settings(record.settings)
+    ):
+        _dns_changed(root)
+
+
 def on_user_network(networks: object) -> bool:
     """Whether a container's endpoints (settings["networks"]) or a plan's (network, lease)
     pairs include a user network: only then does the DNS responder care."""
@@ -304,6 +301,7 @@ def prepare(root: str, store: ContainerStore, record: ContainerRecord) -> Plan |
     try:
         for index, (network, aliases) in enumerate(container_networks(service, record)):
             primary = index == 0 and uses_networks(mode)
+            network = service.settle(network)  # (its bridge not up: its subnet claimed)
             lease = service.allocate(
                 network, record.id, ip=str(record.config.get("ip") or "") if primary else "",
                 aliases=aliases,
@@ -356,7 +354,7 @@ def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, 
     """After the runtime's create (`pid`: the container's init): links, addresses, rules.
     The record's settings to store: "networks" (the endpoints) and "ports" (the published
     ports with their host ports). On failure what was done is undone (`unplug`)."""
-    from cove.engine.network import bridge, firewall
+    from cove.engine.network import bridge, firewall, ports
     from cove.engine.network.rtnl import Netlink
 
     try:
@@ -364,8 +362,8 @@ def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, 
             # other running containers on cove networks: the table is there
             others = [link for link in bridge.cove_veths(nl) if bridge.in_use(link)]
             firewall.enable_forwarding(root)
-            published = _resolve_ports(record.id, plan) if plan.bindings else []
-            script = "".join(firewall.network_script(_rules_of(n)) for n, _ in plan.networks)
+            published = ports.resolve(record.id, plan.bindings) if plan.bindings else []
+            script = "".join(firewall.network_script(rules_of(n, root)) for n, _ in plan.networks)
             if published:
                 lease = plan.networks[0][1]
                 script += firewall.ports_script(
@@ -376,7 +374,7 @@ def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, 
             pending = firewall.ensure_start(script, table_likely=bool(others))  # meanwhile:
             try:
                 endpoints = [
-                    _wire(nl, network, record.id, pid, lease, f"eth{index}")
+                    _wire(nl, root, network, record.id, pid, lease, f"eth{index}")
                     for index, (network, lease) in enumerate(plan.networks)
                 ]
             finally:
@@ -388,55 +386,37 @@ def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, 
     return {"networks": endpoints, "ports": [b.to_dict() for b in published]}
 
 
-def _rules_of(network: Network) -> Any:
+def rules_of(network: Network, root: str = "") -> Any:
+    """The firewall's view of `network` (a `firewall.NetworkRules`); with `root`, its set
+    elements carry that engine root's id."""
     from cove.engine.network.firewall import NetworkRules
 
-    return NetworkRules(network.bridge, network.subnet, network.internal)
-
-
-def _resolve_ports(container_id: str, plan: Plan) -> list[PortBinding]:
-    """Host ports for the bindings (0: a free one); a port another container publishes is
-    refused with Docker's words. The caller holds the host lock."""
-    from cove.engine.network import firewall, ports
-
-    listing = firewall.ports_listing()
-    taken = [
-        (protocol, host_ip, port)
-        for protocol, host_ip, port, owner in (firewall.published(listing) if listing else [])
-        if owner != container_id
-    ]
-    resolved: list[ports.PortBinding] = []
-    for binding in plan.bindings:
-        host_port = binding.host_port
-        same_proto = [
-            (ip, port) for protocol, ip, port in taken if protocol == binding.protocol
-        ] + [(b.host_ip, b.host_port) for b in resolved if b.protocol == binding.protocol]
-        if host_port == 0:
-            host_port = ports.pick_free_port(binding.protocol, binding.host_ip,
-                                             [port for _, port in same_proto])  # fmt: skip
-        else:
-            for ip, port in same_proto:
-                if port == host_port and (not ip or not binding.host_ip or ip == binding.host_ip):
-                    raise NetworkError(
-                        f"Bind for {binding.host_ip or '0.0.0.0'}:{host_port} failed: port is "
-                        "already allocated"
-                    )
-        resolved.append(ports.PortBinding(binding.host_ip, host_port, binding.container_port,
-                                          binding.protocol))  # fmt: skip
-    return resolved
+    owner = hostwide.root_id(root) if root else ""
+    return NetworkRules(network.bridge, network.subnet, network.internal, owner)
 
 
 def _wire(
-    nl: Netlink, network: Network, container_id: str, pid: int, lease: Lease, ifname: str
+    nl: Netlink,
+    root: str,
+    network: Network,
+    container_id: str,
+    pid: int,
+    lease: Lease,
+    ifname: str,
 ) -> dict[str, Any]:
     """Plug the namespace of `pid` into `network` with `lease`: the bridge (made if
-    missing), a veth with the lease's MAC and address, the default route (on eth0, unless
-    the network is internal). The endpoint, as stored in settings["networks"]. Firewall
-    rules are the caller's."""
+    missing, with this root's id in its alias; its subnet's claim then `placed`: it lasts
+    as long as the bridge), a veth with the lease's MAC and address, the default route (on
+    eth0, unless the network is internal). The endpoint, as stored in settings["networks"].
+    Firewall rules are the caller's, who holds the host lock."""
     from cove.engine.network import bridge
 
     mtu = network.mtu or bridge.uplink_mtu(nl)
-    index = bridge.ensure_bridge(nl, network.bridge, network.gateway, network.prefixlen, mtu)
+    if nl.link(network.bridge) is None:
+        with contextlib.suppress(OSError):
+            hostwide.claim(root, network.id, network.subnet, network.bridge, placed=True)
+    index = bridge.ensure_bridge(nl, network.bridge, network.gateway, network.prefixlen, mtu,
+                                 owner=hostwide.root_id(root))  # fmt: skip
     veth = bridge.veth_name(container_id, network.id)
     bridge.attach(
         nl, pid, bridge_index=index, veth=veth,
@@ -471,9 +451,10 @@ def connect(root: str, network: Network, record: ContainerRecord, lease: Lease) 
     with host_lock(), Netlink() as nl:
         others = [link for link in bridge.cove_veths(nl) if bridge.in_use(link)]
         firewall.enable_forwarding(root)
-        endpoint = _wire(nl, network, record.id, record.pid, lease, ifname)
+        endpoint = _wire(nl, root, network, record.id, record.pid, lease, ifname)
         try:
-            firewall.ensure(firewall.network_script(_rules_of(network)), table_likely=bool(others))
+            firewall.ensure(firewall.network_script(rules_of(network, root)),
+                            table_likely=bool(others))  # fmt: skip
         except BaseException:
             bridge.detach(nl, endpoint["veth"])
             raise
@@ -488,14 +469,18 @@ def disconnect(root: str, network: Network, record: ContainerRecord) -> None:
     """`network disconnect` of a running container: its veth on `network` deleted, its
     lease given back (the caller may give it back again: that is a no-op), its /etc/hosts
     and resolv.conf rewritten, the DNS responder told (its name goes from the network's
-    answers). The caller keeps the records."""
-    from cove.engine.network import bridge
-    from cove.engine.network.networks import NetworkService
+    answers). The network's bridge goes if it was the last container on it, and the
+    bridge's set elements with it. The caller keeps the records."""
+    from cove.engine.network import bridge, repair
+    from cove.engine.network.networks import DEFAULT_BRIDGE, NetworkService
     from cove.engine.network.rtnl import Netlink
     from cove.engine.state import ContainerStore
 
-    with host_lock(), Netlink() as nl:
+    with host_lock() as lock_fd, Netlink() as nl:
         bridge.detach(nl, bridge.veth_name(record.id, network.id))
+        if network.bridge != DEFAULT_BRIDGE:
+            others = [link for link in bridge.cove_veths(nl) if bridge.in_use(link)]
+            repair.retire_bridges(nl, root, [network], others, lock_fd)
     with NetworkService(root) as service:
         service.release(network, record.id)
     endpoints = [e for e in endpoint_settings(record.settings) if e.get("network_id") != network.id]
@@ -525,19 +510,21 @@ def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = Tr
     the whole table instead of the rules when no other cove veth is left on the host; the
     bridge of a user network it was the last one on (made again at the next start: bridges
     exist while containers use them, so networks removed, or left by engine roots that are
-    gone, leave none behind). The slow kernel work (unhooking the table's chains, deleting a
-    bridge: ~20 ms each) runs in the background, holding the host lock until it is done."""
-    from cove.engine.network import bridge, firewall
+    gone, leave none behind) and, when the table stays, the bridge's set elements. The slow
+    kernel work (unhooking the table's chains, deleting a bridge: ~20 ms each) runs in the
+    background, holding the host lock until it is done."""
+    from cove.engine.network import bridge, firewall, repair
     from cove.engine.network.networks import DEFAULT_BRIDGE, NetworkService
     from cove.engine.network.rtnl import Netlink
 
     with NetworkService(root) as service:
         leases = _leases_of(service, container_id)
-        bridges = set()
+        networks: dict[str, Network] = {}
         for lease in leases:
             with contextlib.suppress(CoveError):
-                bridges.add(service.get(lease.network_id).bridge)
-        bridges.discard(DEFAULT_BRIDGE)  # the default network's stays, as docker0 does
+                network = service.get(lease.network_id)
+                networks[network.bridge] = network
+        networks.pop(DEFAULT_BRIDGE, None)  # the default network's stays, as docker0 does
         with host_lock() as lock_fd, Netlink() as nl:
             ours = {bridge.veth_name(container_id, lease.network_id) for lease in leases}
             others = []
@@ -551,11 +538,8 @@ def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = Tr
                 firewall.remove_table(lock_fd=lock_fd)
             elif ports:
                 firewall.remove_container_rules([container_id])
-            used = {link.master for link in others}
-            for name in sorted(bridges):
-                found = nl.link(name)
-                if found is not None and found.kind == "bridge" and found.index not in used:
-                    bridge.delete_in_background(name, lock_fd)
+            ordered = [networks[name] for name in sorted(networks)]
+            repair.retire_bridges(nl, root, ordered, others, lock_fd, table_stays=bool(others))
         service.release_all(container_id)
 
 
@@ -597,138 +581,3 @@ def remove(root: str, record: ContainerRecord) -> None:
 def endpoint_settings(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     found = settings.get("networks")
     return [dict(e) for e in found if isinstance(e, Mapping)] if isinstance(found, list) else []
-
-
-# --- system check ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """Something of a container that is not running, left in the data plane (a killed
-    start or stop): `system check` reports it, `repair` removes it."""
-
-    kind: str
-    what: str
-    repair: Any  # Callable[[], None]
-
-
-def leftovers(root: str, store: ContainerStore, live: set[str], known: set[str]) -> list[Leftover]:
-    """veths, port rules and leases of containers of this root that are not running
-    (`live`: running or paused; `known`: every id this root has a trace of); bridges named
-    as cove names them that belong to no network of this root and have no port; the table
-    when no cove veth is left on the host. (net.ipv4.ip_forward stays on: the note
-    `<root>/networks/ip_forward.changed` says cove turned it on, for whoever wants it off.)"""
-    from functools import partial
-
-    from cove.engine.network import bridge, firewall
-    from cove.engine.network.networks import NetworkService
-    from cove.engine.network.rtnl import Netlink
-
-    found: list[Leftover] = []
-    with host_lock(), Netlink() as nl:  # (deletions in the background are done)
-        links = nl.links()
-        try:
-            ports = firewall.ports_listing()
-        except CoveError:
-            ports = None
-    # (a veth whose container's init is gone is on its way out with the namespace)
-    veths = [link for link in links if link.kind == "veth"
-             and bridge.VETH_RE.fullmatch(link.name) and bridge.in_use(link)]  # fmt: skip
-    for link in veths:
-        owner = bridge.alias_owner(link.alias)[0]
-        if owner in known and owner not in live and not _busy(store, owner):
-            found.append(Leftover("veth", f"{link.name} of container {owner[:12]}, which is "
-                                  "not running", partial(_delete_veth, link.name)))  # fmt: skip
-    for owner in sorted(firewall.rule_containers(ports) if ports else ()):
-        if owner in known and owner not in live and not _busy(store, owner):
-            found.append(Leftover("nft rule", f"published ports of container {owner[:12]}, "
-                                  "which is not running",
-                                  partial(_remove_rules, owner)))  # fmt: skip
-    service = NetworkService(root)
-    try:
-        holders = {str(row[0]) for row in service._rows("SELECT DISTINCT container_id FROM leases")}
-        networks = {n.bridge for n in service._stored()}
-    finally:
-        service.close()
-    for holder in sorted(holders):
-        if holder not in live and not _busy(store, holder):
-            found.append(Leftover("lease", f"addresses of container {holder[:12]}, which is "
-                                  "not running", partial(_release, root, holder)))  # fmt: skip
-    masters = {link.master for link in veths}
-    for link in links:  # user networks' bridges live while containers use them
-        if bridge.USER_BRIDGE_RE.fullmatch(link.name) and link.kind == "bridge":
-            if link.index not in masters and not bridge.young_bridge(link):
-                what = "belongs to no network" if link.name not in networks else "is unused"
-                found.append(Leftover("bridge", f"{link.name} {what}",
-                                      partial(_delete_bridge, link.name)))  # fmt: skip
-    if not veths and ports is not None:
-        found.append(Leftover("nft table", f"{firewall.FAMILY} {firewall.TABLE} with no "
-                              "container on a cove network", _remove_table))  # fmt: skip
-    return found
-
-
-def _busy(store: ContainerStore, container_id: str) -> bool:
-    """A command holds the container's lock (a start or stop under way)."""
-    from cove.errors import ContainerBusy
-
-    if not store.exists(container_id):
-        return False
-    try:
-        with store.lock(container_id, timeout=0):
-            return False
-    except ContainerBusy:
-        return True
-
-
-def _delete_veth(name: str) -> None:
-    from cove.engine.network import bridge
-    from cove.engine.network.rtnl import Netlink
-
-    with host_lock(), Netlink() as nl:
-        bridge.detach(nl, name)
-
-
-def _remove_rules(container_id: str) -> None:
-    from cove.engine.network import firewall
-
-    with host_lock():
-        firewall.remove_container_rules([container_id])
-
-
-def _release(root: str, container_id: str) -> None:
-    from cove.engine.network.networks import NetworkService
-
-    with NetworkService(root) as service:
-        service.release_all(container_id)
-
-
-def _delete_bridge(name: str) -> None:
-    from cove.engine.network import bridge
-    from cove.engine.network.rtnl import Netlink
-
-    with host_lock(), Netlink() as nl:
-        link = nl.link(name)
-        ports = [other for other in nl.links() if link and other.master == link.index]
-        if link is not None and not any(bridge.in_use(port) for port in ports):
-            bridge.delete_bridge(nl, name)
-
-
-def _remove_table() -> None:
-    from cove.engine.network import bridge, firewall
-    from cove.engine.network.rtnl import Netlink
-
-    with host_lock(), Netlink() as nl:
-        if not any(bridge.in_use(link) for link in bridge.cove_veths(nl)):
-            firewall.remove_table()
-
-
-def remove_network_links(network: Network) -> None:
-    """With the network (`network rm`, `prune`): its bridge and its set elements."""
-    from cove.engine.network import bridge, firewall
-    from cove.engine.network.rtnl import Netlink
-
-    if network.pseudo or not network.bridge:
-        return
-    with host_lock(), Netlink() as nl:
-        bridge.delete_bridge(nl, network.bridge)
-        firewall.remove_network(_rules_of(network))

@@ -8,7 +8,8 @@ and a veth pair per container and network.
 
 - MTU: the network's, else that of the uplink (the interface of the host's default route),
   on the bridge and on both ends of each veth.
-- The bridge's MAC address is fixed at creation (`bridge_mac`), as Docker does.
+- The bridge's MAC address is fixed at creation (`bridge_mac`), as Docker does. Its alias
+  ("cove:<made at>:<engine root id>", `bridge_alias`) says when it was made and whose it is.
 - The host end is "cv" + 8 hex digits of a hash of (container id, network id), so the same
   container on the same network always gets the same name; its alias ("cove:<container
   id>:<network id prefix>:<init pid>", `ip -d link`) says whose it is (`system check` reads
@@ -100,8 +101,11 @@ def _sysctl(path: str, value: str) -> None:
         raise NetworkError(f"cannot set {path}: {exc.strerror or exc}") from None
 
 
-def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int) -> int:
-    """The bridge `name`, up, with the gateway's address: made if missing; its index."""
+def ensure_bridge(
+    nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int, owner: str = ""
+) -> int:
+    """The bridge `name`, up, with the gateway's address: made if missing (its alias says
+    when, and `owner`, the id of the engine root whose network it is); its index."""
     link = nl.link(name)
     if link is None:
         try:
@@ -113,8 +117,9 @@ def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int
         if link is None:
             raise NetworkError(f"bridge {name} vanished as it was made")
         # the MTU set again: one given after creation stays when the last port goes; the
-        # alias: when it was made (`system check` leaves a bridge being set up alone)
-        nl.set_link(link.index, mtu=mtu, alias=f"{ALIAS_PREFIX}{int(time.time())}")
+        # alias: when it was made (`system check` leaves a bridge being set up alone) and
+        # by which root (`system check` looks only at its own)
+        nl.set_link(link.index, mtu=mtu, alias=bridge_alias(owner))
     elif link.kind != "bridge":
         raise NetworkError(f"interface {name} exists and is not a bridge ({link.kind or 'none'})")
     elif not link.up:
@@ -138,11 +143,27 @@ def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int
     return link.index
 
 
+def bridge_alias(owner: str = "", made: float | None = None) -> str:
+    """ "cove:<made at, unix time>:<owner>": owner, the id of the engine root whose network
+    the bridge is (`hostwide.root_id`)."""
+    stamp = int(time.time() if made is None else made)
+    return f"{ALIAS_PREFIX}{stamp}:{owner}" if owner else f"{ALIAS_PREFIX}{stamp}"
+
+
+def bridge_owner(alias: str) -> str:
+    """The engine root id a bridge's alias names ("" for none: made by an older cove)."""
+    if not alias.startswith(ALIAS_PREFIX):
+        return ""
+    made, _, owner = alias[len(ALIAS_PREFIX) :].partition(":")
+    return owner if made.isdigit() else ""
+
+
 def young_bridge(link: Link) -> bool:
     """A bridge made less than the check's grace period ago (see `system_check`)."""
     from cove.engine.system_check import _grace
 
-    made = link.alias[len(ALIAS_PREFIX) :] if link.alias.startswith(ALIAS_PREFIX) else ""
+    made = link.alias[len(ALIAS_PREFIX) :].partition(":")[0]
+    made = made if link.alias.startswith(ALIAS_PREFIX) else ""
     return made.isdigit() and time.time() - int(made) < _grace()
 
 
@@ -230,11 +251,13 @@ def cove_veths(nl: Netlink) -> list[Link]:
     return [link for link in nl.links() if link.kind == "veth" and VETH_RE.fullmatch(link.name)]
 
 
+def cove_bridge_name(name: str) -> bool:
+    """Named as cove names bridges ("cove0", "cv-<12 hex>")."""
+    return name == "cove0" or USER_BRIDGE_RE.fullmatch(name) is not None
+
+
 def bridge_names(nl: Netlink) -> list[str]:
     """Bridges named as cove names them ("cove0", "cv-<12 hex>")."""
     return [
-        link.name
-        for link in nl.links()
-        if link.kind == "bridge"
-        and (link.name == "cove0" or re.fullmatch(r"cv-[0-9a-f]{12}", link.name))
+        link.name for link in nl.links() if link.kind == "bridge" and cove_bridge_name(link.name)
     ]

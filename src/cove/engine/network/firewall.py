@@ -33,9 +33,15 @@ transaction):
 Localhost DNAT needs `net.ipv4.conf.<bridge>.route_localnet=1` (set by `bridge.py`): without
 it the kernel refuses to route a 127.0.0.1-sourced packet out of the bridge.
 
+Each set element carries the engine root whose network it is for as its comment,
+"cove-root:<root id>" (`hostwide.py`): the table is shared by every root on the host, and a
+root's `system check` looks only at its own elements (`repair.py`).
+
 A container's port rules are deleted by handle: `nft -a -j list chain inet cove ports`,
-every rule whose comment is the container's. The table goes when the last container on any
-cove network goes (`attach.py` decides, under the host-wide network lock).
+every rule whose comment is the container's. A network's elements go with its bridge, when
+its last container goes (`drop_network_script`: no listing needed); the table goes when the
+last container on any cove network goes (`attach.py` decides, under the host-wide network
+lock).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ FAMILY = "inet"
 TABLE = "cove"
 PORTS_CHAIN = "ports"
 COMMENT_PREFIX = "cove:"
+ROOT_TAG = "cove-root:"  # a set element's comment: the engine root's id follows (`hostwide`)
 FORWARD_CHANGED = "ip_forward.changed"  # under <root>/networks/: ip_forward was 0, cove set 1
 # The version of the base rules, bumped whenever `base_script`'s chains change: the table
 # has an (empty) set named after it, which `ensure` checks for, so that a table made by an
@@ -64,11 +71,29 @@ VERSION_SET = f"base_v{BASE_VERSION}"
 
 @dataclass(frozen=True)
 class NetworkRules:
-    """What the firewall needs of a network."""
+    """What the firewall needs of a network. `owner`: the id of its engine root, which its
+    set elements carry as their comment (`hostwide.root_tag`)."""
 
     bridge: str
     subnet: str
     internal: bool = False
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class SetEntry:
+    """One element of one of the table's sets, as `set_entries` reads it: `text` as
+    `remove_network_script` names it ("cv-0123456789ab", "cove0 . cove0", "172.17.0.0/16");
+    `comment` "" when it has none."""
+
+    set: str
+    text: str
+    comment: str = ""
+
+    @property
+    def bridge(self) -> str:
+        """The bridge the element is about ("" for a subnet)."""
+        return "" if self.set == "nat_subnets" else self.text.split(" . ")[0]
 
 
 @dataclass(frozen=True)
@@ -143,18 +168,68 @@ def _quote(name: str) -> str:
 
 
 def network_script(network: NetworkRules) -> str:
-    """Add `network`'s bridge and subnet to the sets (idempotent)."""
+    """Add `network`'s bridge and subnet to the sets (idempotent), each element with its
+    owner's tag as comment when the network has one. (An element there already keeps the
+    comment it has: the first root to add a subnet tags it.)"""
     t = f"{FAMILY} {TABLE}"
     bridge = _quote(network.bridge)
+    tag = f' comment "{ROOT_TAG}{_owner(network.owner)}"' if network.owner else ""
     lines = [
-        f"add element {t} bridges {{ {bridge} }}",
-        f"add element {t} hairpin {{ {bridge} . {bridge} }}",
+        f"add element {t} bridges {{ {bridge}{tag} }}",
+        f"add element {t} hairpin {{ {bridge} . {bridge}{tag} }}",
     ]
     if network.internal:
-        lines.append(f"add element {t} internal_bridges {{ {bridge} }}")
+        lines.append(f"add element {t} internal_bridges {{ {bridge}{tag} }}")
     else:
-        lines.append(f"add element {t} nat_subnets {{ {network.subnet} }}")
+        lines.append(f"add element {t} nat_subnets {{ {_subnet(network.subnet)}{tag} }}")
     return "\n".join(lines) + "\n"
+
+
+def drop_network_script(network: NetworkRules, *, subnet: bool = True) -> str:
+    """Take `network`'s bridge (and with `subnet` its subnet) out of the sets, whether they
+    are there or not: each element is added, then deleted, in the one transaction (a
+    missing element would fail a bare delete; nft 1.0.6 has no `destroy`). For the
+    background, where there is no time to list the table first. Fails (ENOENT) only when
+    there is no table, which has no elements either."""
+    t = f"{FAMILY} {TABLE}"
+    bridge = _quote(network.bridge)
+    elements = [("bridges", bridge), ("internal_bridges", bridge),
+                ("hairpin", f"{bridge} . {bridge}")]  # fmt: skip
+    if subnet:
+        elements.append(("nat_subnets", _subnet(network.subnet)))
+    lines = []
+    for set_name, element in elements:
+        lines.append(f"add element {t} {set_name} {{ {element} }}")
+        lines.append(f"delete element {t} {set_name} {{ {element} }}")
+    return "\n".join(lines) + "\n"
+
+
+def delete_entries_script(entries: Iterable[SetEntry]) -> str:
+    """Delete these elements (each must be there: they come from a listing)."""
+    t = f"{FAMILY} {TABLE}"
+    lines = []
+    for entry in entries:
+        if entry.set == "nat_subnets":
+            written = _subnet(entry.text)
+        else:
+            written = " . ".join(_quote(part) for part in entry.text.split(" . "))
+        lines.append(f"delete element {t} {entry.set} {{ {written} }}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _subnet(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Network(text))
+    except ValueError:
+        raise NetworkError(f"invalid subnet {text!r}") from None
+
+
+def _owner(owner: str) -> str:
+    if not owner.isalnum():
+        raise NetworkError(f"invalid engine root id {owner!r}")
+    return owner
 
 
 def remove_network_script(network: NetworkRules, present: dict[str, set[str]]) -> str:
@@ -247,6 +322,22 @@ def published(listing: object) -> list[tuple[str, str, int, str]]:
                 host_ip = str(match.get("right"))
         if port and comment.startswith(COMMENT_PREFIX):
             found.append((protocol, host_ip, port, comment[len(COMMENT_PREFIX) :]))
+    return found
+
+
+def set_entries(listing: object) -> list[SetEntry]:
+    """Every element of every set in an `nft -j list table` document, with its comment."""
+    found: list[SetEntry] = []
+    items = listing.get("nftables", []) if isinstance(listing, dict) else []
+    for item in items:
+        entry = item.get("set") if isinstance(item, dict) else None
+        if not isinstance(entry, dict):
+            continue
+        for element in entry.get("elem", []):
+            comment = ""
+            if isinstance(element, dict) and isinstance(element.get("elem"), dict):
+                comment = str(element["elem"].get("comment") or "")
+            found.append(SetEntry(str(entry.get("name")), _element_text(element), comment))
     return found
 
 
@@ -399,7 +490,13 @@ def listing(*what: str) -> object:
 
 
 def table_exists() -> bool:
-    return listing("table", FAMILY, TABLE) is not None
+    return table_listing() is not None
+
+
+def table_listing() -> object:
+    """The whole table (sets with their elements, chains, rules with handles); None when
+    there is none."""
+    return listing("table", FAMILY, TABLE)
 
 
 def ports_listing() -> object:

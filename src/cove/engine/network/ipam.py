@@ -16,7 +16,6 @@ the disk except `host_networks`, which reads the host's routes and addresses.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Collection, Iterable, Iterator
 from ipaddress import IPv4Address, IPv4Network
 
@@ -176,26 +175,25 @@ def _address(text: str, what: str, error: type[Exception] = InvalidArgument) -> 
 
 def host_networks() -> list[IPv4Network]:
     """The IPv4 networks the host already reaches directly: the destinations of its routes
-    in the main table (not the default route) and the networks of its interface addresses.
-    Read with pyroute2 (netlink); /proc/net/route when that fails."""
+    in the main table (not the default route) and the networks of its interface addresses
+    (other engine roots' bridges among them). Read with netlink (`rtnl`: importing pyroute2
+    would cost ~100 ms); /proc/net/route when that fails."""
     try:
         return _netlink_networks()
-    except Exception:  # no netlink (or no pyroute2): the kernel's text table
+    except OSError:  # no netlink: the kernel's text table
         return proc_route_networks()
 
 
 def _netlink_networks() -> list[IPv4Network]:
-    from pyroute2 import IPRoute  # type: ignore[import-untyped]
+    from cove.engine.network.rtnl import Netlink
 
     found: list[IPv4Network] = []
-    with IPRoute() as ipr:
-        for route in ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE):
-            dst, length = route.get_attr("RTA_DST"), int(route["dst_len"])
-            if dst and length > 0:
+    with Netlink() as nl:
+        for dst, length, _ in nl.routes(MAIN_TABLE):
+            if length > 0:
                 found.append(IPv4Network(f"{dst}/{length}", strict=False))
-        for addr in ipr.get_addr(family=socket.AF_INET):
-            address, length = addr.get_attr("IFA_ADDRESS"), int(addr["prefixlen"])
-            if address and length > 0:
+        for _, address, length in nl.addresses():
+            if length > 0:
                 found.append(IPv4Network(f"{address}/{length}", strict=False))
     return _unique(found)
 

@@ -18,10 +18,16 @@ and the firewall rules are the data plane's (`attach.py`), which reads these rec
   pseudo-networks (drivers host and null): listed and found by name, never stored. The
   three names are reserved and none of them can be removed. Other networks are made by
   `create` (bridge `cv-` + the first 12 digits of the id). A network without `--subnet`
-  takes the first of Docker's default pools that overlaps no other network and no route
-  or address of the host (`ipam.choose_subnet`); a given subnet must not overlap another
+  takes the first of Docker's default pools that overlaps no other network, no route or
+  address of the host and no subnet another engine root claims (`ipam.choose_subnet`),
+  chosen and claimed under the host-wide lock, so that roots choosing at the same moment
+  do not pick the same one (`hostwide.py`); a given subnet must not overlap another
   network's (`NetworkConflict`, Docker's words). The default network takes engine.json's
-  `default_subnet` when there is one, else a default pool; either way it keeps it.
+  `default_subnet` when there is one, else a default pool, which it keeps, unless another
+  root's bridge or claim has taken it by the time its own bridge is made (`settle`): then
+  it moves to a free one, as long as no container holds an address on it.
+- Removing a network (`remove`, `prune`) removes its bridge, its entries in the nft sets
+  and its claim too (`repair.remove_network_links`), if it left any.
 - Leases. `allocate` gives a container the lowest free address of the network's pool (its
   ip range, or its subnet less the network, broadcast and gateway addresses), or the one
   asked for. One SQLite write transaction reads the used addresses and inserts the lease
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -49,11 +56,12 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cove.engine.network import ipam
+from cove.engine.network import hostwide, ipam
 from cove.engine.state_records import utc_now
 from cove.errors import (
     AddressInUse,
     AmbiguousNetwork,
+    CoveError,
     InvalidArgument,
     IPAMError,
     NetworkConflict,
@@ -203,7 +211,8 @@ def bridge_name(network_id: str) -> str:
 class NetworkService:
     """The networks and leases under `<root>/networks` (see the module docstring).
     `host_networks` lists what the host's routes and interfaces already cover (default:
-    read with netlink); tests pass their own."""
+    read with netlink); tests pass their own, and `host_wide` (default: when
+    `host_networks` is not given) whether the host-wide lock and claims are used."""
 
     def __init__(
         self,
@@ -211,12 +220,17 @@ class NetworkService:
         *,
         host_networks: HostNetworks | None = None,
         timeout: float = DEFAULT_DB_TIMEOUT,
+        host_wide: bool | None = None,
     ) -> None:
         self.root = root
         self.dir = Path(root) / "networks"
         self.db_path = self.dir / DB_NAME
         self.timeout = timeout
         self._host_networks = host_networks or ipam.host_networks
+        # the real host: subnets are chosen under the host-wide lock, with other roots'
+        # claims, and a removed network's bridge and set elements go (`hostwide`); a test's
+        # stand-in host has none of it unless `host_wide` says so
+        self._hostwide = host_networks is None if host_wide is None else host_wide
         self._conn: sqlite3.Connection | None = None
         self._mutex = threading.RLock()
 
@@ -232,7 +246,27 @@ class NetworkService:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the lock and the files ---------------------------------------------------------
+    # -- the locks and the files --------------------------------------------------------
+    def _host_section(self) -> contextlib.AbstractContextManager[int]:
+        """The host-wide lock, taken before the root's own (never the other way round)."""
+        if not self._hostwide:
+            return contextlib.nullcontext(-1)
+        return hostwide.optional_lock()
+
+    def _in_use(self) -> builtins.list[IPv4Network]:
+        """What a chosen subnet must not overlap besides this root's networks: the host's
+        routes and addresses, and the subnets other roots claim. Under `_host_section`."""
+        found = builtins.list(self._host_networks())
+        if self._hostwide:
+            found += hostwide.claimed_by_others(self.root)
+        return found
+
+    def _claim(self, network: Network) -> None:
+        """Claim the network's subnet host-wide (under `_host_section`)."""
+        if self._hostwide and network.subnet:
+            with contextlib.suppress(OSError):  # (unprivileged: no bridges either)
+                hostwide.claim(self.root, network.id, network.subnet, network.bridge)
+
     @contextlib.contextmanager
     def _lock(self, shared: bool = False) -> Iterator[None]:
         try:
@@ -382,7 +416,7 @@ class NetworkService:
         if found is not None:
             return found
         configured = self._configured_default_subnet()
-        with self._lock():
+        with self._host_section(), self._lock():
             found = self._by_name(DEFAULT_NAME)
             if found is not None:
                 return found
@@ -391,7 +425,7 @@ class NetworkService:
                 ipam.check_overlap(configured, _subnets(others))
                 subnet = configured
             else:
-                subnet = ipam.choose_subnet(_networks(others), self._host_networks())
+                subnet = ipam.choose_subnet(_networks(others), self._in_use())
             network_id = _new_id()
             # "cove0" for the engine's standard root; another root (a test's, a second
             # engine's) gets its own bridge, or two roots would fight over one interface.
@@ -404,7 +438,48 @@ class NetworkService:
                 created=utc_now(), bridge=bridge,
             )  # fmt: skip
             self._write(network)
+            self._claim(network)
         return network
+
+    def settle(self, network: Network) -> Network:
+        """Before the first container of `network` is plugged in (its bridge is not up):
+        its subnet claimed host-wide again (claims go at a reboot; records made by an older
+        cove have none). The default network, when its subnet is not configured and no
+        container holds an address on it, first moves to a free subnet if its own is now
+        in use on the host or claimed by another root: two roots whose records chose the
+        same subnet while neither had a bridge up. Returns the network as it now is."""
+        if not self._hostwide or network.pseudo or not network.subnet:
+            return network
+        if os.path.exists(f"/sys/class/net/{network.bridge}"):
+            return network  # up: other containers use it (the usual case: no lock)
+        with self._host_section():
+            network = self._load(network.id) or network  # (another start may have moved it)
+            if os.path.exists(f"/sys/class/net/{network.bridge}"):
+                return network  # up meanwhile (a start of another of its containers)
+            if network.name == DEFAULT_NAME:
+                network = self._move_if_taken(network)
+            self._claim(network)
+        return network
+
+    def _move_if_taken(self, network: Network) -> Network:
+        in_use = self._in_use()
+        subnet = IPv4Network(network.subnet)
+        if not any(subnet.overlaps(other) for other in in_use):
+            return network
+        if self._configured_default_subnet() is not None:
+            return network  # the engine's settings say so: kept, as given subnets are
+        with self._lock():
+            current = self._load(network.id)
+            if current is None or current.subnet != network.subnet:
+                return current or network
+            if self._rows("SELECT 1 FROM leases WHERE network_id = ? LIMIT 1", (network.id,)):
+                return network
+            others = [n for n in self._stored() if n.id != network.id]
+            chosen = ipam.choose_subnet(_networks(others), in_use)
+            moved = dataclasses.replace(network, subnet=str(chosen),
+                                        gateway=str(chosen.network_address + 1))  # fmt: skip
+            self._write(moved)
+        return moved
 
     def _configured_default_subnet(self) -> IPv4Network | None:
         path = Path(self.root) / ENGINE_CONFIG
@@ -560,14 +635,14 @@ class NetworkService:
         all_options = dict(options or {})
         mtu = _mtu(all_options)
         self.default()  # the default network takes the first free pool, as Docker's does
-        with self._lock():
+        with self._host_section(), self._lock():
             others = self._stored()
             if any(other.name == name for other in others):
                 raise NetworkConflict(f"network with name {name} already exists")
             if chosen is not None:
                 ipam.check_overlap(chosen, _subnets(others))
             else:
-                chosen = ipam.choose_subnet(_networks(others), self._host_networks())
+                chosen = ipam.choose_subnet(_networks(others), self._in_use())
                 gateway_address = chosen.network_address + 1
             assert gateway_address is not None
             network_id = _new_id()
@@ -578,6 +653,7 @@ class NetworkService:
                 created=utc_now(), bridge=bridge_name(network_id), mtu=mtu,
             )  # fmt: skip
             self._write(network)
+            self._claim(network)
         return network
 
     def remove(self, term: str) -> Network:
@@ -597,6 +673,7 @@ class NetworkService:
             if holders:
                 raise NetworkInUse(network.name, network.id, self._container_names(holders))
             self._unlink(network)
+        self._forget(network)
         return network
 
     def prune(self) -> builtins.list[Network]:
@@ -608,7 +685,20 @@ class NetworkService:
                 if not network.builtin and network.id not in used:
                     self._unlink(network)
                     removed.append(network)
+        for network in removed:
+            self._forget(network)
         return sorted(removed, key=lambda n: n.name)
+
+    def _forget(self, network: Network) -> None:
+        """After a network's record is gone (outside the root's lock: the host-wide one is
+        taken first): its claim, its bridge and its entries in the nft sets, if it left any
+        (`repair.remove_network_links`). A failure is left to `system check`."""
+        if not self._hostwide:
+            return
+        from cove.engine.network import repair
+
+        with contextlib.suppress(CoveError, OSError):
+            repair.remove_network_links(network, self.root)
 
     def _unlink(self, network: Network) -> None:
         try:

@@ -1,5 +1,5 @@
 """Published ports: `-p` / `--publish` and `-P` specs as Docker reads them, host ports
-picked for `-p CONTAINERPORT`, and `cove port`'s lines.
+picked for `-p CONTAINERPORT` (`resolve`, at start), and `cove port`'s lines.
 
     -p 80                      container port 80/tcp on a host port picked at start
     -p 8080:80                 host port 8080 (every host address) to 80/tcp
@@ -157,6 +157,39 @@ def pick_free_port(protocol: str, host_ip: str, taken: Iterable[int]) -> int:
             return port
     raise NetworkError(f"cannot pick a free {protocol} port on {host_ip or ALL_ADDRESSES}: "
                        "every port tried is already published")  # fmt: skip
+
+
+def resolve(container_id: str, bindings: Iterable[PortBinding]) -> list[PortBinding]:
+    """The bindings of a starting container with their host ports (0: a free one, picked
+    now); a port another container publishes (a rule in cove's table) is refused with
+    Docker's words. The caller (the data plane's `plug`) holds the host lock."""
+    from cove.engine.network import firewall
+
+    listing = firewall.ports_listing()
+    taken = [
+        (protocol, host_ip, port)
+        for protocol, host_ip, port, owner in (firewall.published(listing) if listing else [])
+        if owner != container_id
+    ]
+    resolved: list[PortBinding] = []
+    for binding in bindings:
+        host_port = binding.host_port
+        same_proto = [
+            (ip, port) for protocol, ip, port in taken if protocol == binding.protocol
+        ] + [(b.host_ip, b.host_port) for b in resolved if b.protocol == binding.protocol]
+        if host_port == 0:
+            host_port = pick_free_port(binding.protocol, binding.host_ip,
+                                       [port for _, port in same_proto])  # fmt: skip
+        else:
+            for ip, port in same_proto:
+                if port == host_port and (not ip or not binding.host_ip or ip == binding.host_ip):
+                    raise NetworkError(
+                        f"Bind for {binding.host_ip or '0.0.0.0'}:{host_port} failed: port is "
+                        "already allocated"
+                    )
+        resolved.append(PortBinding(binding.host_ip, host_port, binding.container_port,
+                                    binding.protocol))  # fmt: skip
+    return resolved
 
 
 def format_host(binding: PortBinding) -> str:

@@ -312,6 +312,22 @@ class Netlink:
         payload += attr(RTA_GATEWAY, ipv4(gateway)) + attr(RTA_OIF, u32(index))
         self.request(RTM_NEWROUTE, payload, NLM_F_CREATE | NLM_F_EXCL)
 
+    def routes(self, table: int = RT_TABLE_MAIN) -> list[tuple[str, int, int]]:
+        """(destination, prefix length, link index) of the IPv4 routes of `table` (the
+        default route: ("0.0.0.0", 0, index))."""
+        found = []
+        for body in self.dump(RTM_GETROUTE, _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
+            _f, dst_len, _s, _t, kind_table, _p, _sc, _k, _fl = _RTMSG.unpack_from(body)
+            attrs = parse_attrs(body, _RTMSG.size)
+            if RTA_TABLE in attrs:
+                kind_table = struct.unpack("=I", attrs[RTA_TABLE])[0]
+            if kind_table != table:
+                continue
+            dst = socket.inet_ntoa(attrs[RTA_DST]) if RTA_DST in attrs else "0.0.0.0"
+            oif = struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
+            found.append((dst, dst_len, oif))
+        return found
+
     def default_route_link(self) -> int:
         """The link of the IPv4 default route in the main table (0 when there is none)."""
         for body in self.dump(RTM_GETROUTE, _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):

@@ -248,3 +248,61 @@ def test_forwarding_note(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> N
     assert knob.read_text() == "1\n"
     assert (root / "networks" / firewall.FORWARD_CHANGED).exists()
     assert firewall.enable_forwarding(root) is False  # already on: nothing written
+
+
+def test_set_elements_carry_their_roots_tag() -> None:
+    script = firewall.network_script(NetworkRules("cv-0123456789ab", "10.5.0.0/24", False,
+                                                  "0123456789ab"))  # fmt: skip
+    tag = 'comment "cove-root:0123456789ab"'
+    assert script == (
+        f'add element inet cove bridges {{ "cv-0123456789ab" {tag} }}\n'
+        f'add element inet cove hairpin {{ "cv-0123456789ab" . "cv-0123456789ab" {tag} }}\n'
+        f"add element inet cove nat_subnets {{ 10.5.0.0/24 {tag} }}\n"
+    )
+    with pytest.raises(NetworkError, match="root id"):
+        firewall.network_script(NetworkRules("cove0", "10.5.0.0/24", False, 'x" }; flush'))
+
+
+def test_dropping_a_network_adds_then_deletes_each_element() -> None:
+    script = firewall.drop_network_script(NetworkRules("cv-0123456789ab", "10.5.0.0/24"))
+    lines = script.splitlines()
+    assert len(lines) == 8
+    for added, deleted in zip(lines[::2], lines[1::2], strict=True):
+        assert added.startswith("add element inet cove ")
+        assert deleted == added.replace("add element", "delete element")
+    assert 'bridges { "cv-0123456789ab" }' in lines[0]
+    assert 'internal_bridges { "cv-0123456789ab" }' in lines[2]
+    assert 'hairpin { "cv-0123456789ab" . "cv-0123456789ab" }' in lines[4]
+    assert "nat_subnets { 10.5.0.0/24 }" in lines[6]
+    kept = firewall.drop_network_script(NetworkRules("cv-0123456789ab", "10.5.0.0/24"),
+                                        subnet=False)  # fmt: skip
+    assert "nat_subnets" not in kept and len(kept.splitlines()) == 6
+
+
+def test_set_entries_with_comments_and_their_deletion() -> None:
+    tag = "cove-root:0123456789ab"
+    listing = {"nftables": [
+        {"set": {"name": "bridges", "elem": [{"elem": {"val": "cv-0123456789ab",
+                                                       "comment": tag}}, "cove0"]}},
+        {"set": {"name": "hairpin", "elem": [{"elem": {"val": {"concat": ["cove0", "cove0"]},
+                                                       "comment": tag}}]}},
+        {"set": {"name": "nat_subnets", "elem": [
+            {"elem": {"val": {"prefix": {"addr": "10.5.0.0", "len": 24}}, "comment": tag}},
+            {"prefix": {"addr": "172.17.0.0", "len": 16}}]}},
+        {"set": {"name": "base_v2"}},
+    ]}  # fmt: skip
+    found = firewall.set_entries(listing)
+    assert found == [
+        firewall.SetEntry("bridges", "cv-0123456789ab", tag),
+        firewall.SetEntry("bridges", "cove0", ""),
+        firewall.SetEntry("hairpin", "cove0 . cove0", tag),
+        firewall.SetEntry("nat_subnets", "10.5.0.0/24", tag),
+        firewall.SetEntry("nat_subnets", "172.17.0.0/16", ""),
+    ]
+    assert [entry.bridge for entry in found] == ["cv-0123456789ab", "cove0", "cove0", "", ""]
+    assert firewall.delete_entries_script(found[1:4]) == (
+        'delete element inet cove bridges { "cove0" }\n'
+        'delete element inet cove hairpin { "cove0" . "cove0" }\n'
+        "delete element inet cove nat_subnets { 10.5.0.0/24 }\n"
+    )
+    assert firewall.delete_entries_script([]) == "" and firewall.set_entries(None) == []
