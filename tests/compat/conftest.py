@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from tests.integration.image.test_import import cove_cli
+from tests.lib.dockerd import DockerdUnavailable, PrivateDockerd, start_dockerd
 
 pytestmark = pytest.mark.root
 
@@ -165,3 +166,97 @@ def client(api: ApiServer) -> Iterator[Any]:
         yield sdk
     finally:
         sdk.close()
+
+
+# --- the same flows against Debian's dockerd -----------------------------------------------
+#
+# Session fixture
+#     dockerd            a private dockerd 20.10 (tests/lib/dockerd.py: its own containerd,
+#                        data root, sockets and namespaces, no iptables, no bridge) holding
+#                        the busybox image of `api` (busybox:latest and bb:1, loaded from a
+#                        `cove save` archive, so the image id is the same in both engines)
+# Per-test fixture
+#     engine_under_test  parametrized "cove" / "dockerd": EngineUnderTest(name, docker,
+#                        client), the docker CLI runner and a docker-py client for that
+#                        engine; objects the test leaves (containers, networks, volumes,
+#                        image tags) are removed afterwards
+
+
+class EngineUnderTest(NamedTuple):
+    name: str
+    docker: DockerCli
+    client: Any
+
+
+@pytest.fixture(scope="session")
+def dockerd(api: ApiServer) -> Iterator[PrivateDockerd]:
+    base = Path(tempfile.mkdtemp(prefix="cove-dockerd-", dir="/tmp"))
+    try:
+        daemon = start_dockerd(base)
+    except DockerdUnavailable as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(f"the private dockerd is needed for the parity tests: {exc}")
+    try:
+        archive = base / "busybox.tar"
+        saved = api.cove("save", "-o", str(archive), "busybox:latest", "bb:1")
+        assert saved.returncode == 0, saved.stderr
+        loaded = daemon.docker("load", "-i", str(archive))
+        assert loaded.returncode == 0, f"docker load into dockerd: {loaded.stderr}"
+        archive.unlink()
+        yield daemon
+    finally:
+        forced = daemon.stop()
+        assert not forced, f"the private dockerd did not stop cleanly: {forced}"
+
+
+def _cli_runner(url: str, config: Path) -> DockerCli:
+    config.mkdir(exist_ok=True)
+    env = {**os.environ, "DOCKER_HOST": url, "DOCKER_CONFIG": str(config),
+           "DOCKER_BUILDKIT": "0", "DOCKER_CLI_HINTS": "false"}  # fmt: skip
+    binary = docker_binary()
+
+    def run(*args: str, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        return subprocess.run([binary, *args], input=input, capture_output=True, text=True,
+                              env=env, timeout=timeout)  # fmt: skip
+
+    return run
+
+
+def _image_tags(run: DockerCli) -> set[str]:
+    listed = run("images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert listed.returncode == 0, listed.stderr
+    return {tag for tag in listed.stdout.split() if not tag.endswith(":<none>")}
+
+
+@pytest.fixture(params=["cove", "dockerd"])
+def engine_under_test(
+    request: pytest.FixtureRequest, api: ApiServer, tmp_path: Path
+) -> Iterator[EngineUnderTest]:
+    import docker as docker_sdk  # type: ignore[import-untyped]
+
+    name = str(request.param)
+    if name == "cove":
+        url = api.url
+    else:
+        daemon: PrivateDockerd = request.getfixturevalue("dockerd")
+        url = daemon.url
+    run = _cli_runner(url, tmp_path / f"docker-config-{name}")
+    tags_before = _image_tags(run)
+    sdk = docker_sdk.DockerClient(base_url=url, timeout=60)
+    try:
+        yield EngineUnderTest(name, run, sdk)
+    finally:
+        sdk.close()
+        # cove's containers, networks and volumes: the autouse clean-up (it sees `api`)
+        if name == "dockerd":
+            ids = run("ps", "-aq").stdout.split()
+            if ids:
+                run("rm", "-f", "-v", *ids)
+            run("network", "prune", "-f")
+            volumes = run("volume", "ls", "-q").stdout.split()
+            if volumes:
+                run("volume", "rm", "-f", *volumes)
+        new_tags = _image_tags(run) - tags_before
+        if new_tags:
+            run("rmi", "-f", *sorted(new_tags))

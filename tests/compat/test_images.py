@@ -449,7 +449,7 @@ def test_quiet_pull_prints_only_the_name(
 
 def test_unknown_image_routes_answer_404(api: ApiServer, client: Any) -> None:
     response = client.api._get(client.api._url("/images/{0}/json", "a/b/c:9"))
-    assert response.status_code == 404 and "no such image" in response.json()["message"]
+    assert response.status_code == 404 and "no such image" in response.json()["message"].lower()
     response = client.api._post(client.api._url("/images/{0}/tag", "bb:1"),
                                 params={"repo": ""})  # fmt: skip
     assert response.status_code == 400

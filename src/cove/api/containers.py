@@ -24,7 +24,8 @@ from cove.api.context import Services, engine_of
 from cove.api.errors import BadParameter, Conflict, NotFound, NotModified
 from cove.api.query import json_body, query_bool, query_int, request_filters, unix_time, until_of
 from cove.api.routing import Routes
-from cove.errors import CoveError, NoSuchContainer, NoSuchImage
+from cove.engine.state_names import NAME_PATTERN
+from cove.errors import CoveError, InvalidArgument, NoSuchContainer, NoSuchImage
 
 if TYPE_CHECKING:
     from cove.engine.state import ContainerRecord
@@ -74,6 +75,9 @@ async def create(request: web.Request) -> web.Response:
     if wanted_os and wanted_os != "linux":
         raise BadParameter(f"platform {request.query['platform']!r} is not supported: cove runs "
                            "linux containers")  # fmt: skip
+    if name and not NAME_PATTERN.match(name):
+        raise BadParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                           "are allowed")  # fmt: skip
     body = await json_body(request)
     if body is None:
         raise BadParameter("Config cannot be empty in order to create a container")
@@ -97,6 +101,10 @@ async def create(request: web.Request) -> web.Response:
         container_id = await engine_of(request).call(action)
     except NoSuchImage:
         raise NotFound(f"No such image: {_familiar(wanted.image)}") from None
+    except InvalidArgument as exc:
+        if str(exc).startswith("no command specified"):  # specgen's words: dockerd's are these
+            raise BadParameter("No command specified") from None
+        raise
     return web.json_response({"Id": container_id, "Warnings": warnings}, status=201)
 
 
@@ -263,12 +271,70 @@ async def inspect(request: web.Request) -> web.Response:
     with_size = query_bool(request, "size")
 
     def action(s: Services) -> dict[str, Any]:
-        data = dict(s.containers.inspect(term))
+        record = s.containers.get(term)
+        data = _docker_inspect(s.containers.inspect(record.id))
+        data["Config"]["Env"] = _config_env(s, record, data["Config"]["Env"])
         if with_size:
             data.update(_sizes(s, s.containers.get(term), {}))
         return data
 
     return web.json_response(await call(request, action))
+
+
+def _docker_inspect(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's inspect with what dockerd's has and the engine's lacks: Config.Env null
+    when empty (Go's nil slice), HostConfig's Cgroup, CgroupnsMode (a private cgroup
+    namespace on cgroup v2, as Docker's default) and ConsoleSize, and the short id among
+    the Aliases of a user network (the engine's DNS answers it)."""
+    data = dict(document)
+    config = dict(data.get("Config") or {})
+    config["Env"] = config.get("Env") or None
+    data["Config"] = config
+    host = dict(data.get("HostConfig") or {})
+    host.setdefault("Cgroup", "")
+    host.setdefault("CgroupnsMode", "private" if _cgroup_namespace() else "host")
+    host.setdefault("ConsoleSize", [0, 0])
+    data["HostConfig"] = host
+    settings = dict(data.get("NetworkSettings") or {})
+    networks = dict(settings.get("Networks") or {})
+    short = str(data.get("Id") or "")[:12]
+    for name, endpoint in networks.items():
+        # a user network resolves the short id too: up to API 1.44, Aliases lists it
+        if name not in ("bridge", "host", "none") and isinstance(endpoint, dict) and short:
+            aliases = list(endpoint.get("Aliases") or [])
+            networks[name] = {**endpoint, "Aliases": aliases + [short] * (short not in aliases)}
+    if networks:
+        data["NetworkSettings"] = {**settings, "Networks": networks}
+    return data
+
+
+def _config_env(s: Services, record: ContainerRecord, process_env: Any) -> list[str] | None:
+    """Docker's Config.Env: the image's Env with the container's --env-file, then --env,
+    merged in (not the process's environment, which the engine's inspect shows: PATH,
+    HOSTNAME and HOME added); null when empty. The process's if the image is gone."""
+    try:
+        env = [str(e) for e in s.images.inspect(record.image_id)["Config"].get("Env") or []]
+    except CoveError:
+        return process_env or None
+    for key in ("env_file", "env"):
+        given = record.config.get(key)
+        for entry in given if isinstance(given, list | tuple) else ():
+            name = str(entry).split("=", 1)[0]  # replaced in place, else appended (Docker's)
+            at = next((i for i, e in enumerate(env) if e.split("=", 1)[0] == name), None)
+            if "=" not in str(entry):
+                env = [e for e in env if e.split("=", 1)[0] != name]
+            elif at is None:
+                env.append(str(entry))
+            else:
+                env[at] = str(entry)
+    return env or None
+
+
+def _cgroup_namespace() -> bool:
+    """The engine gives containers a private cgroup namespace on a cgroup v2 host only."""
+    from pathlib import Path
+
+    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
 
 @routes.get("/containers/{id}/top")
@@ -440,7 +506,10 @@ async def restart(request: web.Request) -> web.Response:
 async def kill(request: web.Request) -> web.Response:
     term = request.match_info["id"]
     signal = request.query.get("signal", "").strip() or "SIGKILL"
-    await call(request, lambda s: s.containers.kill(term, signal))
+    try:
+        await engine_of(request).call(lambda s: s.containers.kill(term, signal))
+    except NoSuchContainer:  # dockerd's words
+        raise NotFound(f"Cannot kill container: {term}: No such container: {term}") from None
     return web.Response(status=204)
 
 
@@ -563,7 +632,18 @@ async def remove(request: web.Request) -> web.Response:
         raise BadParameter("legacy links are not supported by cove (?link)")
     force = query_bool(request, "force")
     volumes = query_bool(request, "v")
-    await call(request, lambda s: s.containers.remove(term, force=force, volumes=volumes))
+
+    def action(s: Services) -> None:
+        if not force:
+            record = s.containers.get(term)
+            if record.status in RUNNING:  # dockerd's words (the engine's are its CLI's)
+                what = {"paused": "Unpause and then stop"}.get(record.status, "Stop")
+                raise Conflict(f"You cannot remove a {record.status} container {record.id}. "
+                               f"{what} the container before attempting removal or force "
+                               "remove")  # fmt: skip
+        s.containers.remove(term, force=force, volumes=volumes)
+
+    await call(request, action)
     return web.Response(status=204)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -112,6 +113,29 @@ def _extra_statuses() -> list[tuple[type[BaseException], int]]:
     return found
 
 
+def familiar(reference: str) -> str:
+    """busybox -> busybox:latest, as Docker names an image it did not find (ids and
+    references with a tag or digest as they are)."""
+    last = reference.rsplit("/", 1)[-1]
+    if "@" in reference or ":" in last or re.fullmatch(r"(sha256:)?[0-9a-f]{64}", reference):
+        return reference
+    return reference + ":latest"
+
+
+def docker_message(exc: errors.CoveError) -> str:
+    """dockerd's words for the engine errors whose text clients show or match on (the
+    engine's own words stay its CLI's)."""
+    if isinstance(exc, errors.NameConflict):
+        return (f'Conflict. The container name "/{exc.name}" is already in use by container '
+                f'"{exc.holder_id}". You have to remove (or rename) that container to be '
+                "able to reuse that name.")  # fmt: skip
+    if isinstance(exc, errors.NoSuchImage):
+        return f"No such image: {familiar(exc.term)}"
+    if isinstance(exc, errors.NoSuchVolume):
+        return f"get {exc.name}: no such volume"
+    return str(exc)
+
+
 # The response whose headers have gone out (set by routing.add_server_headers): an error
 # after that cannot become a response of its own.
 RESPONSE_STARTED = web.RequestKey("response_started", web.StreamResponse)
@@ -164,7 +188,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_for(exc)
         if status >= 500 and status != 501:
             log.warning("%s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
-        return error_response(status, str(exc))
+        return error_response(status, docker_message(exc))
     except (ValueError, KeyError, TypeError) as exc:
         if _started(request):
             raise

@@ -45,7 +45,7 @@ from cove.api.hijack import (
     serve_hijacked,
 )
 from cove.api.routing import Routes, json_body
-from cove.errors import NoSuchContainer
+from cove.errors import InvalidArgument, NoSuchContainer
 
 if TYPE_CHECKING:
     from cove.engine.container_exec import ExecCommand, ExecOptions
@@ -56,7 +56,7 @@ FORGET_AFTER = 300.0  # seconds an ended exec stays inspectable
 FORGET_UNSTARTED = 3600.0
 DRAIN_TIMEOUT = 1.0  # output read after the process exited (children may hold the pipes)
 CONSOLE_TIMEOUT = 30.0
-NOT_FOUND, CANNOT_INVOKE = 127, 126
+CANNOT_INVOKE = 126  # the exit code of an exec whose process could not start (dockerd's)
 
 
 @dataclass
@@ -325,6 +325,10 @@ async def start(request: web.Request) -> web.StreamResponse:
 
     try:
         command = await engine.call(prepare)
+    except InvalidArgument as exc:  # the process cannot be made (no such user...)
+        if console is not None:
+            _close_console(console, console_path)
+        return await _failed_start(request, instance, str(exc), detach, tty)
     except BaseException:
         if console is not None:
             _close_console(console, console_path)
@@ -343,6 +347,24 @@ async def start(request: web.Request) -> web.StreamResponse:
         await asyncio.shield(store.keep(asyncio.ensure_future(run.execute(stream, tty))))
 
     return await serve_hijacked(request, content_type, relay)
+
+
+async def _failed_start(
+    request: web.Request, instance: ExecInstance, message: str, detach: bool, tty: bool
+) -> web.StreamResponse:
+    """dockerd's answer to an exec whose process cannot start: exit code 126 and, when
+    attached, the error written into the stream (the CLI prints it and exits 126)."""
+    instance.started = True
+    instance.exit_code = CANNOT_INVOKE
+    instance.ended_at = time.monotonic()
+    if detach:
+        raise BadParameter(message)
+    text = message.encode() + b"\r\n"
+
+    async def relay(stream: Hijacked) -> None:
+        await stream.write(text if tty else frame(STDOUT, text))
+
+    return await serve_hijacked(request, RAW_STREAM if tty else MULTIPLEXED_STREAM, relay)
 
 
 def _console_socket() -> tuple[socket.socket, str]:
@@ -503,10 +525,7 @@ class _Run:
     async def _exit_code(self, proc: asyncio.subprocess.Process) -> int:
         status = await proc.wait()
         failure = await self.engine.run(self.command.failure)
-        if failure:
-            lowered = failure.lower()
-            if "executable file not found" in lowered or "no such file or directory" in lowered:
-                return NOT_FOUND
+        if failure:  # dockerd: 126 for any exec that cannot start, a missing command too
             return CANNOT_INVOKE
         return status if status >= 0 else 128 - status
 

@@ -8,6 +8,7 @@ Pull, push, import, save and load are in `images_transfer`.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from cove.api.context import engine_of
-from cove.api.errors import BadParameter
+from cove.api.context import Services, engine_of
+from cove.api.errors import BadParameter, Conflict, familiar
 from cove.api.query import (
     json_body,
     query_bool,
@@ -93,11 +94,24 @@ def docker_inspect(document: Mapping[str, Any], version: tuple[int, int]) -> dic
     for key in ("Parent", "Comment", "DockerVersion", "Author", "Created"):
         out[key] = out.get(key) or ""
     out.setdefault("GraphDriver", {"Name": "overlay2", "Data": None})
+    out["Config"] = _docker_image_config(out.get("Config") or {})
     if version < (1, 44):
         out["VirtualSize"] = out.get("Size", 0)
     if version < (1, 45):
         out.setdefault("Container", "")
         out.setdefault("ContainerConfig", _empty_container_config())
+    return out
+
+
+def _docker_image_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """An image's Config as dockerd (API <= 1.49) gives it: a container config, so with
+    the fields an image never sets at their zero values, and Go's nil (null) for an empty
+    Env; ExposedPorts and StopSignal left out when unset (omitempty)."""
+    out = {**_empty_container_config(), **config}
+    out["Env"] = out.get("Env") or None
+    for key in ("ExposedPorts", "StopSignal"):
+        if out.get(key) is None:
+            out.pop(key, None)
     return out
 
 
@@ -167,7 +181,19 @@ def tag_target(repo: str, tag: str) -> str:
 async def delete_image(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     force = query_bool(request, "force")
-    removed = await engine_of(request).call(lambda s: s.images.remove(name, force=force))
+
+    def action(s: Services) -> Any:
+        if not force:  # given by id while several names point at it: dockerd's conflict
+            found = s.images.inspect(name)
+            digits = str(found["Id"]).split(":", 1)[-1]
+            bare = name.removeprefix("sha256:")
+            by_id = re.fullmatch(r"[0-9a-f]+", bare) is not None and digits.startswith(bare)
+            if by_id and familiar(name) not in found["RepoTags"] and len(found["RepoTags"]) > 1:
+                raise Conflict(f"conflict: unable to delete {digits[:12]} (must be forced) - "
+                               "image is referenced in multiple repositories")  # fmt: skip
+        return s.images.remove(name, force=force)
+
+    removed = await engine_of(request).call(action)
     items: list[dict[str, str]] = [{"Untagged": n} for n in removed.untagged]
     items += [{"Deleted": digest} for digest in removed.deleted]
     return web.json_response(items)

@@ -59,8 +59,13 @@ async def version(request: web.Request) -> web.Response:
         "Details": {
             "ApiVersion": API_VERSION,
             "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": f"python{platform.python_version()}",
             "Os": "linux",
             "Arch": _go_arch(uname.machine),
+            "KernelVersion": uname.release,
+            "Experimental": "false",
+            "BuildTime": "",
         },
     }
     return web.json_response({

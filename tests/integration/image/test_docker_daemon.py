@@ -1,59 +1,35 @@
 """cove's archives against the real Docker daemon (Debian's docker.io: dockerd 20.10): `docker
 load` reads what `cove save` writes, and `cove load` reads what `docker save` writes, the
-image id unchanged both ways. dockerd runs privately: its own data root, socket and
-containerd namespace, no iptables, no bridge, the vfs driver; stopped by its pid."""
+image id unchanged both ways. dockerd runs privately (tests/lib/dockerd.py: its own
+containerd, data root, sockets and namespaces, no iptables, no bridge, the vfs driver);
+stopped by its pid."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.image.test_import import cove
+from tests.lib.dockerd import DockerdUnavailable, binaries, start_dockerd
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    binary, client = shutil.which("dockerd"), shutil.which("docker")
-    if binary is None or client is None:
-        pytest.skip("dockerd and docker (Debian package docker.io) are not installed")
-    base = tmp_path_factory.mktemp("dockerd")
-    sock = base / "docker.sock"
-    log = (base / "log").open("w")
-    daemon = subprocess.Popen(
-        [binary, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-         "--pidfile", str(base / "pid"), "-H", f"unix://{sock}", "--iptables=false",
-         "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
-         "--containerd-namespace", "cove-tests", "--containerd-plugins-namespace",
-         "cove-tests-plugins"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run([client, "version"], env=env, capture_output=True).returncode:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("dockerd did not start: " + (base / "log").read_text()[-2000:])
-            time.sleep(0.2)
-        yield env
+        binaries()
+    except DockerdUnavailable as exc:
+        pytest.skip(str(exc))
+    daemon = start_dockerd(tmp_path_factory.mktemp("dockerd"))
+    try:
+        yield daemon.env
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        daemon.stop()
 
 
 def docker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
