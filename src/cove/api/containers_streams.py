@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,7 @@ from cove.api.query import query_bool
 from cove.api.routing import Routes, request_version
 from cove.engine.attach import (
     EXIT,
+    HANDOFF,
     RESIZE,
     STDERR,
     STDIN_CLOSE,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from cove.engine.state import ContainerRecord
 
 routes = Routes()
+log = logging.getLogger("cove.api")
 
 RUNNING = ("running", "paused")
 _WATCH_INTERVAL = 0.2  # how often a waiting attach looks for a monitor started elsewhere
@@ -344,7 +347,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
                     link = await _first(monitor.wait(), _either(until_set(flag),
                                                                 stream.wait_gone()))  # fmt: skip
                 if link is not None:
-                    await _attach_relay(stream, link, target, options, flag)
+                    await _attach_relay(engine, stream, link, target, options, flag)
 
         return await serve_hijacked(request, content_type, relay)
     finally:
@@ -352,6 +355,15 @@ async def attach(request: web.Request) -> web.StreamResponse:
             monitor.withdraw()
         if link is not None:
             await link.close()
+
+
+async def _finish(engine: Engine, container_id: str) -> None:
+    """Record a container's exit (and apply --rm or its restart policy), as its monitor's
+    exit command would have. Errors are logged: `cove system check` repairs what is left."""
+    try:
+        await engine.call(lambda services: services.containers.finish(container_id))
+    except Exception as exc:  # the stream goes on; the record is repaired later
+        log.warning("recording the exit of %s: %s", container_id[:12], exc)
 
 
 async def _either(*waits: Any) -> None:
@@ -380,14 +392,21 @@ async def _first(wanted: Any, stop: Any) -> MonitorLink | None:
 
 
 async def _attach_relay(
+    engine: Engine,
     stream: Hijacked,
     link: MonitorLink,
     target: Target,
     options: AttachOptions,
     flag: threading.Event,
 ) -> None:
+    """Relay until the container exits, the client goes or the server stops. The server
+    takes the exit over from the monitor (HANDOFF): it records the exit itself as soon as
+    the exit frame comes, instead of the monitor starting `cove container cleanup` (a new
+    interpreter, most of a short `docker run`'s time). The hand-off holds only while this
+    connection is open when the container exits; otherwise the monitor's exit command runs."""
     encoder = _Encoder(options, target.tty)
     use_stdin = options.stdin and target.open_stdin
+    await link.send(HANDOFF)
 
     async def output() -> None:
         while True:
@@ -395,6 +414,8 @@ async def _attach_relay(
             if frames is None:
                 return
             data, exited = encoder.encode(frames)
+            if exited:
+                await _finish(engine, target.id)
             if data:
                 await stream.write(data)
             if exited:
