@@ -167,6 +167,12 @@ class BuildService:
             else:
                 raise BuildError(f"no Dockerfile or Containerfile in the build context {context}")
         path = given if os.path.isabs(given) else os.path.join(context, given)
+        if not os.path.isabs(given):
+            # A Dockerfile in the context (perhaps an untrusted tar) is read only if it
+            # resolves inside the context: a link to a host file is refused.
+            inside = os.path.realpath(context)
+            if not os.path.realpath(path).startswith(inside.rstrip("/") + "/"):
+                raise BuildError(f"the Dockerfile {given} points outside the build context")
         try:
             with open(path, "rb") as file:
                 data = file.read()

@@ -202,3 +202,23 @@ def test_placeholders_never_follow_links(tmp_path: Path) -> None:
     os.symlink(str(outside), upper / "host")  # a container made /host -> the outside
     prune_placeholders(str(upper), [], {"/host/etc/hosts"})
     assert (outside / "etc" / "hosts").exists()
+
+
+def test_a_dockerfile_linking_outside_the_context_is_refused(tmp_path: Path) -> None:
+    from cove.engine.build import BuildRequest, BuildService
+    from cove.errors import BuildError
+
+    secret = tmp_path / "secret"
+    secret.write_text("FROM host-secret-line\n")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").symlink_to(secret)
+    (context / "inner").write_text("FROM bb:1\n")
+    (context / "Other").symlink_to("inner")
+    service = BuildService(str(tmp_path / "root"))
+    with pytest.raises(BuildError, match="points outside the build context") as caught:
+        service._dockerfile(BuildRequest(context_dir=str(context)), str(context))
+    assert "host-secret-line" not in str(caught.value)
+    text, _, _ = service._dockerfile(BuildRequest(context_dir=str(context), dockerfile="Other"),
+                                     str(context))  # fmt: skip
+    assert text == "FROM bb:1\n"  # a link inside the context is fine

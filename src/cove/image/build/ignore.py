@@ -281,6 +281,10 @@ def load_ignore_rules(
     path = find_ignore_file(context, dockerfile)
     if path is None:
         return IgnoreRules()
+    inside = os.path.realpath(context).rstrip("/") + "/"
+    if not os.path.realpath(path).startswith(inside):  # a link to a host file: refused
+        raise BuildError(f"the ignore file {os.path.basename(path)} points outside the "
+                         "build context")  # fmt: skip
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as file:
             text = file.read()

@@ -364,3 +364,16 @@ def test_walker_agrees_with_excluded(patterns: list[str]) -> None:
         listed = set(context_files(root, rules))
         for file in files:
             assert (file in listed) == (not rules.excluded(file)), file
+
+
+def test_an_ignore_file_linking_outside_the_context_is_refused(tmp_path: Path) -> None:
+    from cove.errors import BuildError
+    from cove.image.build import load_ignore_rules
+
+    (tmp_path / "host-file").write_text("secret-pattern\n")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / ".dockerignore").symlink_to(tmp_path / "host-file")
+    with pytest.raises(BuildError, match="points outside the build context") as caught:
+        load_ignore_rules(context)
+    assert "secret-pattern" not in str(caught.value)
