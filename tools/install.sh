@@ -73,6 +73,7 @@ extras=""
 # (a few milliseconds of every runtime call); cove's own path is fixed here instead.
 src=$("$venv/bin/python" -c 'import cove, os; print(os.path.dirname(os.path.dirname(cove.__file__)))')
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+mkdir -p "$bindir"
 write_launcher() {
   local name=$1 module=$2 target="$bindir/$1"
   cat > "$target.tmp" <<LAUNCHER
