@@ -167,11 +167,16 @@ def claims(path: str = "") -> list[Claim]:
     return found
 
 
-def claimed_by_others(root: str | os.PathLike[str], path: str = "") -> list[IPv4Network]:
-    """The subnets other roots hold (valid claims only). The caller holds the lock."""
+def claimed_by_others(
+    root: str | os.PathLike[str], path: str = "", *, placed: bool | None = None
+) -> list[IPv4Network]:
+    """The subnets other roots hold (valid claims only; `placed` True: only those whose
+    bridge is made, False: only those whose bridge is not). The caller holds the lock."""
     mine = os.path.realpath(os.fspath(root))
     found = []
     for claim in claims(path):
+        if placed is not None and claim.placed != placed:
+            continue
         if claim.root != mine and claim.valid():
             with contextlib.suppress(ValueError):
                 found.append(IPv4Network(claim.subnet))

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from cove.engine.network import hostwide, repair
-from cove.engine.network.networks import Network, NetworkService
+from cove.engine.network.networks import NetworkService
+from cove.engine.network.records import Network
 
 N = IPv4Network
 HOST = [N("192.0.2.0/24")]
@@ -145,6 +146,24 @@ def test_roots_choosing_at_once_get_different_subnets(tmp_path: Path) -> None:
     subnets = [N(found[root].subnet) for root in roots]
     assert len(set(subnets)) == len(roots)
     assert not any(a.overlaps(b) for a in subnets for b in subnets if a != b)
+
+
+def test_claims_without_bridges_never_use_up_the_pools(tmp_path: Path) -> None:
+    # 31 idle roots (a test run's temporary ones) each claimed a default pool; none made a
+    # bridge. A new root still gets a subnet (one of theirs), and keeps it when it settles;
+    # a pool in use on the host (the first idle root's bridge came up) is never taken.
+    pools = 31
+    for n in range(pools):
+        assert service(tmp_path / f"idle{n}").default().subnet
+    with open(hostwide.CLAIMS) as file:
+        assert len(json.load(file)["claims"]) == pools
+    up = N("172.17.0.0/16")
+    late = service(tmp_path / "late", [*HOST, up])
+    network = late.default()
+    assert not N(network.subnet).overlaps(up)
+    assert late.settle(network).subnet == network.subnet
+    front = service(tmp_path / "later", [*HOST, up]).create("front")
+    assert not N(front.subnet).overlaps(up)
 
 
 def test_the_default_network_moves_when_its_subnet_is_taken(tmp_path: Path) -> None:
