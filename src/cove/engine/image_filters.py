@@ -24,7 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cove.engine.images import Removed
     from cove.image.reference import Reference
-    from cove.image.store import ImageRecord, ImageStore
+    from cove.image.store import ImageStore
+    from cove.image.store_index import ImageRecord
 
 LIST_FILTERS = ("dangling", "label", "label!", "before", "since", "reference", "until")
 PRUNE_FILTERS = ("dangling", "label", "label!", "until")

@@ -16,7 +16,8 @@ from typing import Any, BinaryIO
 from cove.errors import InvalidArgument
 from cove.image.manifest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical_json
 from cove.image.reference import parse_reference
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
                   "s390x": "s390x", "riscv64": "riscv64"}  # fmt: skip

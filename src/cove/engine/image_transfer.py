@@ -54,7 +54,7 @@ def pull(
     from cove.image.platform import parse_platform
     from cove.image.registry.client import RegistryClient
     from cove.image.registry.pull import pull as pull_into
-    from cove.image.registry.pull import resolve
+    from cove.image.registry.pull_resolve import resolve
 
     ref = parse_reference(reference)
     wanted = parse_platform(platform) if platform else None

@@ -10,7 +10,8 @@ from cove.image.bootstrap import bootstrap_debian, bootstrap_from_host, host_bin
 from cove.image.layers import LayerStore
 from cove.image.reference import Reference, parse_reference
 from cove.image.snapshot import CopySnapshotter, OverlaySnapshotter, choose_snapshotter
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

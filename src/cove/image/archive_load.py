@@ -56,7 +56,8 @@ from cove.image.manifest import (
     select_manifest,
 )
 from cove.image.reference import Reference, parse_reference
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ from cove.image.manifest import (
     parse_config,
 )
 from cove.image.reference import Reference, parse_reference
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 # --- choosing what to save -----------------------------------------------------------------
 

@@ -29,7 +29,8 @@ from typing import Any
 from cove.errors import InvalidArgument
 from cove.image.manifest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical_json
 from cove.image.reference import parse_reference
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 HOST_BINDS_LABEL = "io.cove.image.host-binds"
 HOST_DIRS = ("usr", "etc", "var/lib")

@@ -13,7 +13,8 @@ import os
 import shutil
 
 from cove.image.manifest import check_config_matches
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 _PARTIAL = ".partial"
 

@@ -210,12 +210,17 @@ class _Document(Record):
     annotations: dict[str, str]
     subject: Descriptor | None
     artifact_type: str
+    schema_version: int
+    extra: dict[str, Any]
     raw: bytes
 
     def to_json(self) -> bytes:
         raise NotImplementedError
 
-    def _serialise(self, out: dict[str, Any]) -> bytes:
+    def _serialise(self, members: dict[str, Any]) -> bytes:
+        """Canonical JSON of the document: `extra`, the shared members and `members`."""
+        out: dict[str, Any] = dict(self.extra)
+        out.update(schemaVersion=self.schema_version, mediaType=self.media_type, **members)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
         if self.subject is not None:
@@ -291,14 +296,9 @@ class ImageManifest(_Document):
         return self.media_type == DOCKER_MANIFEST
 
     def to_json(self) -> bytes:
-        out: dict[str, Any] = dict(self.extra)
-        out.update(
-            schemaVersion=self.schema_version,
-            mediaType=self.media_type,
-            config=self.config.to_json(),
-            layers=[layer.to_json() for layer in self.layers],
+        return self._serialise(
+            {"config": self.config.to_json(), "layers": [layer.to_json() for layer in self.layers]}
         )
-        return self._serialise(out)
 
 
 class ImageIndex(_Document):
@@ -351,13 +351,7 @@ class ImageIndex(_Document):
         return self.media_type == DOCKER_MANIFEST_LIST
 
     def to_json(self) -> bytes:
-        out: dict[str, Any] = dict(self.extra)
-        out.update(
-            schemaVersion=self.schema_version,
-            mediaType=self.media_type,
-            manifests=[m.to_json() for m in self.manifests],
-        )
-        return self._serialise(out)
+        return self._serialise({"manifests": [m.to_json() for m in self.manifests]})
 
     def platforms(self) -> list[Platform]:
         return [m.platform for m in self.manifests if m.platform is not None]
@@ -485,37 +479,38 @@ _INDEX_KEYS = frozenset(
 )
 
 
+def _shared_fields(root: Field, version: int, known: frozenset[str], raw: bytes) -> dict[str, Any]:
+    """The members manifests and indexes share, as keyword arguments of `_Document`s."""
+    subject = root.get("subject")
+    return {
+        "annotations": _str_map(root, "annotations"),
+        "subject": None if subject is None else _descriptor(subject),
+        "artifact_type": opt_str(root, "artifactType"),
+        "schema_version": version,
+        "extra": {k: v for k, v in root.value.items() if k not in known},
+        "raw": raw,
+    }
+
+
 def _parse_image_manifest(root: Field, media_type: str, raw: bytes) -> ImageManifest:
     with _reading("manifest", media_type):
         version = _check_schema_version(root)
-        subject = root.get("subject")
         return ImageManifest(
             media_type=media_type,
             config=_descriptor(root.need("config")),
             layers=tuple(_descriptor(layer) for layer in root.need("layers").items()),
-            annotations=_str_map(root, "annotations"),
-            subject=None if subject is None else _descriptor(subject),
-            artifact_type=opt_str(root, "artifactType"),
-            schema_version=version,
-            extra={k: v for k, v in root.value.items() if k not in _MANIFEST_KEYS},
-            raw=raw,
+            **_shared_fields(root, version, _MANIFEST_KEYS, raw),
         )
 
 
 def _parse_index(root: Field, media_type: str, raw: bytes) -> ImageIndex:
     with _reading("index", media_type):
         version = _check_schema_version(root)
-        subject = root.get("subject")
         manifests = root.get("manifests")
         return ImageIndex(
             media_type=media_type,
             manifests=() if manifests is None else tuple(map(_descriptor, manifests.items())),
-            annotations=_str_map(root, "annotations"),
-            subject=None if subject is None else _descriptor(subject),
-            artifact_type=opt_str(root, "artifactType"),
-            schema_version=version,
-            extra={k: v for k, v in root.value.items() if k not in _INDEX_KEYS},
-            raw=raw,
+            **_shared_fields(root, version, _INDEX_KEYS, raw),
         )
 
 

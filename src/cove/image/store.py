@@ -25,8 +25,10 @@ Consistency rules:
   the image. `add_image()` checks its blobs exist inside its own transaction, so a
   concurrent removal can never leave a registered image without its content.
 
-The SQLite side (schema, records, queries) is `cove.image.store_index`; temp files and
-durable writes are `cove.image.store_blobs`.
+The SQLite side (schema, records, queries, Docker's lookup rules behind `resolve`) is
+`cove.image.store_index`; the files (temp files, durable writes, the blob folders, paths as
+strings) are `cove.image.store_blobs`. Here: `ImageStore`, its transactions and the
+consistency rules above.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ import threading
 import time
 
 from cove.errors import (
-    AmbiguousImage,
     DigestMismatch,
     ImageStoreError,
     InvalidManifest,
@@ -48,10 +49,7 @@ from cove.errors import (
     NoSuchImage,
     SizeMismatch,
 )
-from cove.image.digest import CHUNK as CHUNK
-from cove.image.digest import Digest, Hasher, is_digest
-from cove.image.manifest import ANNOTATION_CONTAINERD_NAME as ANNOTATION_CONTAINERD_NAME
-from cove.image.manifest import ANNOTATION_REF_NAME as ANNOTATION_REF_NAME
+from cove.image.digest import Digest, Hasher
 from cove.image.manifest import (
     CONFIG_TYPES,
     ImageConfig,
@@ -62,46 +60,48 @@ from cove.image.manifest import (
     parse_image_manifest,
     parse_index,
 )
-from cove.image.manifest import OCI_INDEX as OCI_INDEX
-from cove.image.manifest import Platform as Platform
-from cove.image.manifest import parse_time as parse_time
 from cove.image.records import FrozenRecord
-from cove.image.reference import Reference, is_image_id_prefix, parse_reference
-from cove.image.store_blobs import _PARTIAL_RE as _PARTIAL_RE
-from cove.image.store_blobs import LAYOUT_VERSION as LAYOUT_VERSION
-from cove.image.store_blobs import ResumableBlob as ResumableBlob
-from cove.image.store_blobs import _check_layout as _check_layout
-from cove.image.store_blobs import _chunks as _chunks
-from cove.image.store_blobs import _cleanup_partial as _cleanup_partial
-from cove.image.store_blobs import _fsync_dir as _fsync_dir
-from cove.image.store_blobs import _partial_file as _partial_file
-from cove.image.store_blobs import _pid_alive as _pid_alive
-from cove.image.store_blobs import _why as _why
-from cove.image.store_index import _IMAGE_COLUMNS as _IMAGE_COLUMNS
-from cove.image.store_index import _SCHEMA as _SCHEMA
-from cove.image.store_index import GENERATION_ANNOTATION as GENERATION_ANNOTATION
-from cove.image.store_index import SCHEMA_VERSION as SCHEMA_VERSION
-from cove.image.store_index import ImageRecord as ImageRecord
-from cove.image.store_index import Removal as Removal
-from cove.image.store_index import _all_records as _all_records
-from cove.image.store_index import _blob_users as _blob_users
-from cove.image.store_index import _bump_generation as _bump_generation
-from cove.image.store_index import _by_id_prefix as _by_id_prefix
-from cove.image.store_index import _create_db as _create_db
-from cove.image.store_index import _delete_image as _delete_image
-from cove.image.store_index import _find_by_digest as _find_by_digest
-from cove.image.store_index import _generation as _generation
-from cove.image.store_index import _image_exists as _image_exists
-from cove.image.store_index import _index_document as _index_document
-from cove.image.store_index import _insert_image as _insert_image
-from cove.image.store_index import _named as _named
-from cove.image.store_index import _open_db as _open_db
-from cove.image.store_index import _record as _record
-from cove.image.store_index import _retry_locked as _retry_locked
-from cove.image.store_index import _rollback as _rollback
-from cove.image.store_index import _set_name as _set_name
-from cove.image.store_index import _Txn as _Txn
-from cove.image.store_index import _unset_name as _unset_name
+from cove.image.reference import Reference, parse_reference
+from cove.image.store_blobs import (
+    LAYOUT_VERSION,
+    ResumableBlob,
+    _atomic_write,
+    _check_layout,
+    _chunks,
+    _cleanup_partial,
+    _fsync_dir,
+    _join,
+    _list_blobs,
+    _mkdir,
+    _normpath,
+    _partial_file,
+    _path,
+    _read,
+    _sync_blob_folders,
+    _why,
+)
+from cove.image.store_index import (
+    GENERATION_ANNOTATION,
+    ImageRecord,
+    Removal,
+    _all_records,
+    _blob_users,
+    _bump_generation,
+    _create_db,
+    _delete_image,
+    _generation,
+    _image_exists,
+    _index_document,
+    _insert_image,
+    _lookup,
+    _named,
+    _open_db,
+    _record,
+    _rollback,
+    _set_name,
+    _Txn,
+    _unset_name,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,7 +109,6 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import BinaryIO
 
-MIN_ID_PREFIX = 4
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -260,7 +259,7 @@ class ImageStore:
                 raise SizeMismatch(expected_size, size, str(want))
             return BlobInfo(want, size)
         hasher = Hasher(expected=want, expected_size=expected_size)
-        with self._partial("blob") as (out, partial):
+        with _partial_file(self._tmp, "blob") as (out, partial):
             try:
                 for chunk in _chunks(data):
                     hasher.update(chunk)
@@ -299,13 +298,7 @@ class ImageStore:
 
     def sync_blobs(self) -> None:
         """Make the renames of blobs stored with `sync_dir=False` durable."""
-        try:
-            for name in os.listdir(self._blobs):
-                folder = os.path.join(self._blobs, name)
-                if os.path.isdir(folder):
-                    _fsync_dir(folder)
-        except OSError as err:
-            raise ImageStoreError(f"cannot sync {self._blobs}: {_why(err)}") from None
+        _sync_blob_folders(self._blobs)
 
     def delete_blob(self, digest: Digest | str, *, force: bool = False) -> bool:
         """Delete a blob; False when it was not there. A blob that an image uses is refused
@@ -322,16 +315,7 @@ class ImageStore:
 
     def blobs(self) -> list[Digest]:
         """Every blob on disk."""
-        found: list[Digest] = []
-        for algorithm in sorted(os.listdir(self._blobs)):
-            folder = os.path.join(self._blobs, algorithm)
-            if not os.path.isdir(folder):
-                continue
-            for name in sorted(os.listdir(folder)):
-                text = f"{algorithm}:{name}"
-                if is_digest(text):
-                    found.append(Digest.parse(text))
-        return found
+        return _list_blobs(self._blobs)
 
     def cleanup_partial(self) -> list[Path]:
         """Remove temp files left by writers that died (kill -9). Returns what it removed.
@@ -424,37 +408,10 @@ class ImageStore:
         """Find an image the way docker does: a name (`busybox` = `...busybox:latest`),
         `name@digest`, a full digest `sha256:...` (image id, manifest or index digest), or
         an image id prefix of at least 4 hex digits. NoSuchImage / AmbiguousImage."""
-        text = term.strip()
-        if not text:
+        if not term.strip():
             raise NoSuchImage(term)
         with self._read() as conn:
-            if is_digest(text):
-                row = _find_by_digest(conn, text, with_id=True)
-                if row is None:
-                    raise NoSuchImage(term)
-                return _record(conn, Digest.parse(row))
-            try:
-                ref: Reference | None = parse_reference(text)
-            except InvalidReference:
-                ref = None
-            if ref is not None and ref.digest is not None:
-                row = _find_by_digest(conn, str(ref.digest), with_id=False)
-                if row is not None:
-                    return _record(conn, Digest.parse(row))
-            elif ref is not None:
-                found = _named(conn, ref)
-                if found is not None:
-                    return _record(conn, Digest.parse(found))
-            prefix = text.removeprefix("sha256:")
-            if len(prefix) >= MIN_ID_PREFIX and is_image_id_prefix(prefix):
-                key = f"sha256:{prefix}"
-                rows = _by_id_prefix(conn, key)
-                ids = list(dict.fromkeys(row[0] for row in rows))
-                if len(ids) > 1:
-                    raise AmbiguousImage(prefix, [Digest.parse(i).short() for i in ids])
-                if rows:
-                    return _record(conn, Digest.parse(rows[0][1]))
-        raise NoSuchImage(term)
+            return _lookup(conn, term)
 
     def images(self) -> list[ImageRecord]:
         """Every image, newest first (by config `created`, then by when it was added)."""
@@ -527,21 +484,17 @@ class ImageStore:
             conn.execute("COMMIT")
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[_Txn]:
-        """A write transaction that also rewrites index.json before it commits."""
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the store's lock; rolled back on any error (an
+        sqlite3 error becomes ImageStoreError)."""
         with self._lock:
             conn = self._db()
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as err:
                 raise ImageStoreError(f"image database {self._db_file}: {err}") from None
-            txn = _Txn(conn)
             try:
-                yield txn
-                _bump_generation(conn)
-                self._write_index_json(conn)
-                for action in txn.before_commit:
-                    action()
+                yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as err:
                 _rollback(conn)
@@ -550,8 +503,19 @@ class ImageStore:
                 _rollback(conn)
                 raise
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[_Txn]:
+        """A write transaction that also rewrites index.json before it commits."""
+        with self._immediate() as conn:
+            txn = _Txn(conn)
+            yield txn
+            _bump_generation(conn)
+            self._write_index_json(conn)
+            for action in txn.before_commit:
+                action()
+
     def _write_index_json(self, conn: sqlite3.Connection) -> None:
-        self._atomic_write(self._index_file, canonical_json(_index_document(conn)))
+        _atomic_write(self._tmp, self._index_file, canonical_json(_index_document(conn)))
 
     def _sync_index_json(self) -> None:
         """Rewrite index.json when it is missing or lags the database (a crash between the
@@ -568,21 +532,8 @@ class ImageStore:
         with self._read() as conn:
             current = str(_generation(conn))
         if on_disk != current:
-            with self._lock:
-                conn = self._db()
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as err:
-                    raise ImageStoreError(f"image database {self._db_file}: {err}") from None
-                try:
-                    self._write_index_json(conn)  # (fsyncs root)
-                    conn.execute("COMMIT")
-                except sqlite3.Error as err:
-                    _rollback(conn)
-                    raise ImageStoreError(f"image database {self._db_file}: {err}") from None
-                except BaseException:
-                    _rollback(conn)
-                    raise
+            with self._immediate() as conn:
+                self._write_index_json(conn)  # (fsyncs root)
             self._root_unsynced = False
         if self._root_unsynced:
             try:
@@ -597,27 +548,8 @@ class ImageStore:
         path = _join(self._root, "oci-layout")
         if not _check_layout(path):
             data = canonical_json({"imageLayoutVersion": LAYOUT_VERSION})
-            self._atomic_write(path, data, sync_dir=False)  # root is fsynced by the open
+            _atomic_write(self._tmp, path, data, sync_dir=False)  # root is fsynced by the open
             self._root_unsynced = True
-
-    @contextlib.contextmanager
-    def _partial(self, kind: str) -> Iterator[tuple[BinaryIO, str]]:
-        """A new locked temp file in tmp/, removed unless the body renamed it away."""
-        with _partial_file(self._tmp, kind) as opened:
-            yield opened
-
-    def _atomic_write(self, path: str, data: bytes, *, sync_dir: bool = True) -> None:
-        with self._partial("file") as (out, partial):
-            try:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-                os.chmod(partial, 0o644)
-                os.rename(partial, path)
-                if sync_dir:
-                    _fsync_dir(os.path.dirname(path) or ".")
-            except OSError as err:
-                raise ImageStoreError(f"cannot write {path}: {_why(err)}") from None
 
     def _unlink_blob(self, digest: Digest) -> bool:
         path = self._blob_file(digest)
@@ -631,42 +563,6 @@ class ImageStore:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _normpath(path: str | os.PathLike[str]) -> str:
-    """`str(Path(path))` without pathlib: no empty or "." parts, no trailing slash, ".."
-    kept, and "//" at the start kept as pathlib keeps it."""
-    text = os.fspath(path)
-    if text.startswith("//") and not text.startswith("///"):
-        root = "//"
-    else:
-        root = "/" if text.startswith("/") else ""
-    return root + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
-
-
-def _join(folder: str, name: str) -> str:
-    """`str(Path(folder) / name)` for a `_normpath` folder and a plain name."""
-    return name if folder == "." else os.path.join(folder, name)
-
-
-def _path(text: str) -> Path:
-    from pathlib import Path
-
-    return Path(text)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
-
-
-def _mkdir(folder: str) -> None:
-    """`Path(folder).mkdir(exist_ok=True)`."""
-    try:
-        os.mkdir(folder)
-    except FileExistsError:
-        if not os.path.isdir(folder):
-            raise
 
 
 def _as_digest(value: Digest | str) -> Digest:

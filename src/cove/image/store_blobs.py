@@ -1,6 +1,7 @@
 """Files of the image store (`cove.image.store`): temp files locked by their writer, so the
 debris of a writer killed with -9 can be told from a live write, and durable writes (fsync
-of the file, then of its directory after the rename).
+of the file, then of its directory after the rename), the listing and syncing of the blob
+folders, and the store's paths as strings (`cove pull` does without pathlib).
 
 Downloads are resumable across runs: `ResumableBlob` writes `tmp/pull-<hex>.partial`, named
 by the digest it must have, under an flock while written. A pull killed halfway leaves it
@@ -18,7 +19,7 @@ import re
 import time
 
 from cove.errors import DigestMismatch, ImageStoreError, SizeMismatch
-from cove.image.digest import CHUNK, Digest, Hasher
+from cove.image.digest import CHUNK, Digest, Hasher, is_digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -347,6 +348,47 @@ class ResumableBlob:
         self.close()
 
 
+def _atomic_write(tmp_dir: str, path: str, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write a small file durably: a temp file in `tmp_dir`, fsynced, renamed to `path`,
+    then (`sync_dir`) its folder fsynced."""
+    with _partial_file(tmp_dir, "file") as (out, partial):
+        try:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            os.chmod(partial, 0o644)
+            os.rename(partial, path)
+            if sync_dir:
+                _fsync_dir(os.path.dirname(path) or ".")
+        except OSError as err:
+            raise ImageStoreError(f"cannot write {path}: {_why(err)}") from None
+
+
+def _list_blobs(blobs_dir: str) -> list[Digest]:
+    """Every blob under `blobs_dir` (`<alg>/<hex>`), by algorithm and digest."""
+    found: list[Digest] = []
+    for algorithm in sorted(os.listdir(blobs_dir)):
+        folder = os.path.join(blobs_dir, algorithm)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            text = f"{algorithm}:{name}"
+            if is_digest(text):
+                found.append(Digest.parse(text))
+    return found
+
+
+def _sync_blob_folders(blobs_dir: str) -> None:
+    """fsync each `<alg>` folder of `blobs_dir`: the renames of blobs into it are durable."""
+    try:
+        for name in os.listdir(blobs_dir):
+            folder = os.path.join(blobs_dir, name)
+            if os.path.isdir(folder):
+                _fsync_dir(folder)
+    except OSError as err:
+        raise ImageStoreError(f"cannot sync {blobs_dir}: {_why(err)}") from None
+
+
 def _rehash(fd: int, hasher: Hasher, size: int) -> int:
     """Feed the first `size` bytes of `fd` to `hasher`; returns how many there were."""
     os.lseek(fd, 0, os.SEEK_SET)
@@ -407,3 +449,42 @@ def _pid_alive(pid: int) -> bool:
 
 def _why(err: OSError) -> str:
     return err.strerror or errno.errorcode.get(err.errno or 0, str(err))
+
+
+# --- paths as strings (no pathlib on the way to the first blob request) ------------------
+
+
+def _normpath(path: str | os.PathLike[str]) -> str:
+    """`str(Path(path))` without pathlib: no empty or "." parts, no trailing slash, ".."
+    kept, and "//" at the start kept as pathlib keeps it."""
+    text = os.fspath(path)
+    if text.startswith("//") and not text.startswith("///"):
+        root = "//"
+    else:
+        root = "/" if text.startswith("/") else ""
+    return root + "/".join(part for part in text.split("/") if part not in ("", ".")) or "."
+
+
+def _join(folder: str, name: str) -> str:
+    """`str(Path(folder) / name)` for a `_normpath` folder and a plain name."""
+    return name if folder == "." else os.path.join(folder, name)
+
+
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _mkdir(folder: str) -> None:
+    """`Path(folder).mkdir(exist_ok=True)`."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        if not os.path.isdir(folder):
+            raise

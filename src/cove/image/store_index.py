@@ -17,8 +17,8 @@ import os
 import sqlite3
 import time
 
-from cove.errors import ImageStoreError, NoSuchImage
-from cove.image.digest import Digest
+from cove.errors import AmbiguousImage, ImageStoreError, InvalidReference, NoSuchImage
+from cove.image.digest import Digest, is_digest
 from cove.image.manifest import (
     ANNOTATION_CONTAINERD_NAME,
     ANNOTATION_REF_NAME,
@@ -28,7 +28,7 @@ from cove.image.manifest import (
     parse_time,
 )
 from cove.image.records import FrozenRecord, Record
-from cove.image.reference import Reference, parse_reference
+from cove.image.reference import Reference, is_image_id_prefix, parse_reference
 from cove.image.store_blobs import _partial_file, _why
 
 TYPE_CHECKING = False
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 SCHEMA_VERSION = "1"
+#: the shortest image id prefix `ImageStore.resolve` takes
+MIN_ID_PREFIX = 4
 GENERATION_ANNOTATION = "cove.index.generation"
 
 _SCHEMA = """
@@ -466,6 +468,41 @@ def _find_by_digest(conn: sqlite3.Connection, digest: str, *, with_id: bool) -> 
         sql += " OR image_id = ?1"
     row = conn.execute(sql + " ORDER BY added DESC LIMIT 1", (digest,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def _lookup(conn: sqlite3.Connection, term: str) -> ImageRecord:
+    """The image `term` names, found the way docker does (see `ImageStore.resolve`):
+    NoSuchImage / AmbiguousImage."""
+    text = term.strip()
+    if not text:
+        raise NoSuchImage(term)
+    if is_digest(text):
+        row = _find_by_digest(conn, text, with_id=True)
+        if row is None:
+            raise NoSuchImage(term)
+        return _record(conn, Digest.parse(row))
+    try:
+        ref: Reference | None = parse_reference(text)
+    except InvalidReference:
+        ref = None
+    if ref is not None and ref.digest is not None:
+        row = _find_by_digest(conn, str(ref.digest), with_id=False)
+        if row is not None:
+            return _record(conn, Digest.parse(row))
+    elif ref is not None:
+        found = _named(conn, ref)
+        if found is not None:
+            return _record(conn, Digest.parse(found))
+    prefix = text.removeprefix("sha256:")
+    if len(prefix) >= MIN_ID_PREFIX and is_image_id_prefix(prefix):
+        key = f"sha256:{prefix}"
+        rows = _by_id_prefix(conn, key)
+        ids = list(dict.fromkeys(row[0] for row in rows))
+        if len(ids) > 1:
+            raise AmbiguousImage(prefix, [Digest.parse(i).short() for i in ids])
+        if rows:
+            return _record(conn, Digest.parse(rows[0][1]))
+    raise NoSuchImage(term)
 
 
 def _index_document(conn: sqlite3.Connection) -> dict[str, object]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.engine.test_monitor_binary import build_native, proc_stat, wait_until
+from tests.integration.engine.monitor_support import build_native, proc_stat, wait_until
 
 TIMEOUT = 10.0
 PT_INTERP = 3

@@ -159,7 +159,7 @@ def net(engine: Path) -> Iterator[Path]:
         from cove.engine.network.repair import remove_network_links
 
         with NetworkService(str(engine)) as service:
-            for network in service._stored():
+            for network in service.stored():
                 if network.name != "bridge":
                     remove_network_links(network, str(engine))
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from cove.engine.network import dns_control
-from cove.engine.network.networks import Network, NetworkService
+from cove.engine.network.networks import NetworkService
+from cove.engine.network.records import Network
 from tests.integration.engine.test_lifecycle import eng as eng  # a fixture, used by name
 from tests.integration.engine.test_lifecycle import engine as engine  # a fixture, used by name
 

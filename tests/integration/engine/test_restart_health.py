@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.engine.monitor_support import monitor
+from tests.integration.engine.monitor_support import monitor_bin as monitor_bin
 from tests.integration.engine.test_lifecycle import (
     eng as eng,  # a fixture, used by name
 )
@@ -34,8 +36,6 @@ from tests.integration.engine.test_lifecycle import (
     run_d,
     status,
 )
-from tests.integration.engine.test_monitor_binary import monitor
-from tests.integration.engine.test_monitor_binary import monitor_bin as monitor_bin
 from tests.integration.image.test_import import cove
 
 pytestmark = pytest.mark.root

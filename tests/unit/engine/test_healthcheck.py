@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from cove.engine import healthcheck as hc
-from cove.engine.container_inspect import inspect_container, status_text
+from cove.engine.container_inspect import inspect_container
+from cove.engine.container_status import status_text
 from cove.engine.state_records import ContainerRecord
 from cove.errors import InvalidArgument
 

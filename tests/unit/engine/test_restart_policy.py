@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from cove.engine import container_autorestart as autorestart
-from cove.engine.container_inspect import inspect_container, status_text
+from cove.engine.container_inspect import inspect_container
 from cove.engine.container_logs import parse_timestamp
+from cove.engine.container_status import status_text
 from cove.engine.monitor import monitor_alive, process_start_time
 from cove.engine.restart_policy import (
     BACKOFF_FIRST_MS,

@@ -25,7 +25,8 @@ from cove.image import manifest as m
 from cove.image.archive import LoadedImage, load, save, select_images
 from cove.image.digest import Digest
 from cove.image.reference import parse_reference
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 # --- helpers -------------------------------------------------------------------------------
 

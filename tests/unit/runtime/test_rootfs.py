@@ -1,71 +1,35 @@
-"""cove.runtime.rootfs: the exact mount sequence, checked on the recording fake."""
+"""cove.runtime.rootfs: the exact mount sequence of `prepare_rootfs` and of single mounts
+(`mount_entry`), checked on the recording fake. cgroup mounts are in
+`test_rootfs_cgroups.py`, what follows the mounts in `test_rootfs_finalize.py`."""
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from cove.errors import PathEscapesRoot, RootfsError, SyscallFailed
+from cove.errors import PathEscapesRoot, RootfsError
 from cove.oci.default_spec import default_spec
 from cove.runtime import rootfs
-from cove.runtime.cgroups.layout import Layout, parse_mountinfo
-from cove.runtime.config import ContainerConfig
+from cove.runtime.cgroups.layout import parse_mountinfo
 from cove.runtime.devices import DEFAULT_DEVICES, DEV_SYMLINKS
-from cove.runtime.rootfs import finalize_rootfs, mount_entry, prepare_rootfs, switch_root
+from cove.runtime.rootfs import mount_entry, prepare_rootfs, switch_root
 from cove.sys import constants as c
 from cove.sys.fake import RecordingSyscalls
-
-ConfigFactory = Callable[[dict[str, Any]], ContainerConfig]
+from tests.unit.runtime.rootfs_helpers import (
+    HYBRID,
+    PURE_V2,
+    RO,
+    ConfigFactory,
+    SelectiveFailure,
+    mount_of,
+    no_locked_flags,  # noqa: F401  (autouse)
+    spec_with,
+)
 
 _real_locked_flags = rootfs._locked_flags
-
-HYBRID = """\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-"""
-PURE_V2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
-
-RO = c.MS_NOSUID | c.MS_NOEXEC | c.MS_NODEV | c.MS_RDONLY  # the default /sys options
-
-
-@pytest.fixture(autouse=True)
-def no_locked_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The flags a remount must repeat depend on the host's mount of tmp_path: use none."""
-    monkeypatch.setattr(rootfs, "_locked_flags", lambda path: 0)
-
-
-class SelectiveFailure(RecordingSyscalls):
-    """Fails the mount(2) calls a predicate picks (fail_on can only name a whole call)."""
-
-    def __init__(self, predicate: Callable[[str, str, str], bool], err: int) -> None:
-        super().__init__()
-        self.predicate = predicate
-        self.err = err
-
-    def mount(self, source: str, target: str, fstype: str, flags: int, data: str = "") -> None:
-        super().mount(source, target, fstype, flags, data)
-        if self.predicate(source, target, fstype):
-            raise SyscallFailed(f"mount {target} (fake)", self.err, os.strerror(self.err))
-
-
-def spec_with(mounts: list[dict[str, Any]], **linux: Any) -> dict[str, Any]:
-    data = default_spec()
-    data["mounts"] = mounts
-    data["linux"].update(linux)
-    return data
-
-
-def mount_of(config: ContainerConfig, destination: str) -> Any:
-    (entry,) = [m for m in config.mounts if m.destination == destination]
-    return entry
 
 
 # --- prepare_rootfs -----------------------------------------------------------------------
@@ -433,262 +397,3 @@ def test_before_cgroup_not_called_without_cgroup_mounts(make_config: ConfigFacto
         RecordingSyscalls(), make_config(spec_with([])), None, lambda: called.append(True)
     )
     assert called == []
-
-
-# --- cgroup mounts ------------------------------------------------------------------------
-
-
-def cgroup_config(make_config: ConfigFactory, own_namespace: bool) -> ContainerConfig:
-    data = default_spec()
-    if not own_namespace:
-        data["linux"]["namespaces"] = [
-            ns for ns in data["linux"]["namespaces"] if ns["type"] != "cgroup"
-        ]
-    return make_config(data)
-
-
-@pytest.mark.parametrize("layout", [None, Layout(())])
-def test_cgroup_mount_needs_a_hierarchy(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls, layout: Layout | None
-) -> None:
-    config = cgroup_config(make_config, True)
-    with pytest.raises(RootfsError, match=r"^mount /sys/fs/cgroup: the host has no cgroup"):
-        mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), layout)
-
-
-def test_cgroup_without_namespace_binds_each_hierarchy(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls
-) -> None:
-    """A tmpfs, then each hierarchy bound (the container's own cgroup folder when it
-    exists; here, with no such folder, the hierarchy itself), then the tmpfs made ro."""
-    config = cgroup_config(make_config, False)
-    layout = parse_mountinfo(HYBRID)
-    mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), layout)
-    target = f"{config.rootfs}/sys/fs/cgroup"
-    assert fake_sys.calls[0][:4] == ("mount", "tmpfs", target, "tmpfs")
-    binds = [call for call in fake_sys.calls if call[4] == c.MS_BIND | c.MS_REC]
-    assert [call[1] for call in binds] == [h.mountpoint for h in layout.hierarchies]
-    assert [call[2] for call in binds] == [
-        f"{target}/{h.mountpoint.rsplit('/', 1)[1]}" for h in layout.hierarchies
-    ]
-    assert fake_sys.calls[-1][2] == target and fake_sys.calls[-1][4] & c.MS_RDONLY
-
-
-def test_cgroup_v2_with_namespace_is_one_mount(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls
-) -> None:
-    config = cgroup_config(make_config, True)
-    mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), parse_mountinfo(PURE_V2))
-    assert fake_sys.calls == [
-        ("mount", "cgroup2", f"{config.rootfs}/sys/fs/cgroup", "cgroup2", RO | c.MS_RELATIME, "")
-    ]
-
-
-def test_cgroup_v1_read_write_has_no_final_remount(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls
-) -> None:
-    data = default_spec()
-    data["mounts"][-1]["options"] = ["nosuid"]
-    config = make_config(data)
-    mount_entry(fake_sys, config, mount_of(config, "/sys/fs/cgroup"), parse_mountinfo(HYBRID))
-    assert fake_sys.calls[0][3] == "tmpfs"
-    assert len(fake_sys.calls) == 1 + 2 * 4
-    assert all(not call[4] & c.MS_RDONLY for call in fake_sys.calls)
-    assert os.path.isdir(f"{config.rootfs}/sys/fs/cgroup/unified")
-
-
-def test_cgroup_mount_failure_is_a_rootfs_error(make_config: ConfigFactory) -> None:
-    fake = SelectiveFailure(lambda source, target, fstype: fstype == "cgroup", errno.EBUSY)
-    config = cgroup_config(make_config, True)
-    with pytest.raises(RootfsError, match=r"^mount /sys/fs/cgroup: "):
-        mount_entry(fake, config, mount_of(config, "/sys/fs/cgroup"), parse_mountinfo(HYBRID))
-
-
-# --- finalize_rootfs ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def paths(tmp_path: Path) -> dict[str, str]:
-    """Absolute paths standing for /proc/... after the switch (the fake mounts nothing)."""
-    made = {}
-    for name, is_dir in (("ro_dir", True), ("mask_dir", True), ("mask_file", False)):
-        path = tmp_path / "after" / name
-        path.parent.mkdir(exist_ok=True)
-        if is_dir:
-            path.mkdir()
-        else:
-            path.write_text("secret")
-        made[name] = str(path)
-    made["missing"] = str(tmp_path / "after" / "missing")
-    return made
-
-
-def test_finalize_order(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls, paths: dict[str, str]
-) -> None:
-    config = make_config(default_spec()).replace(
-        readonly_paths=(paths["ro_dir"],),
-        masked_paths=(paths["mask_dir"], paths["mask_file"]),
-        readonly_root=True,
-    )
-    finalize_rootfs(fake_sys, config)
-    ro = paths["ro_dir"]
-    assert fake_sys.calls == [
-        ("mount", ro, ro, "", c.MS_BIND | c.MS_REC, ""),
-        ("mount", "", ro, "", c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY | c.MS_REC, ""),
-        ("mount", "tmpfs", paths["mask_dir"], "tmpfs", c.MS_RDONLY, "size=0k,mode=0555"),
-        ("mount", "/dev/null", paths["mask_file"], "", c.MS_BIND, ""),
-        ("mount", "", "/", "", c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY, ""),
-    ]
-
-
-def test_finalize_without_readonly_root(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls
-) -> None:
-    config = make_config(default_spec()).replace(
-        readonly_paths=(), masked_paths=(), readonly_root=False
-    )
-    finalize_rootfs(fake_sys, config)
-    assert fake_sys.calls == []
-
-
-def test_readonly_path_missing_is_skipped(
-    make_config: ConfigFactory, paths: dict[str, str]
-) -> None:
-    fake = SelectiveFailure(lambda s, target, f: target == paths["missing"], errno.ENOENT)
-    config = make_config(default_spec()).replace(
-        readonly_paths=(paths["missing"], paths["ro_dir"]), masked_paths=(), readonly_root=False
-    )
-    finalize_rootfs(fake, config)
-    assert [call[2] for call in fake.calls] == [paths["missing"], paths["ro_dir"], paths["ro_dir"]]
-
-
-def test_readonly_path_other_error(make_config: ConfigFactory, paths: dict[str, str]) -> None:
-    fake = SelectiveFailure(lambda s, target, f: True, errno.EACCES)
-    config = make_config(default_spec()).replace(
-        readonly_paths=(paths["ro_dir"],), masked_paths=(), readonly_root=False
-    )
-    with pytest.raises(RootfsError, match=f"^linux.readonlyPaths: {paths['ro_dir']}: "):
-        finalize_rootfs(fake, config)
-
-
-def test_masked_path_missing_is_skipped(make_config: ConfigFactory, paths: dict[str, str]) -> None:
-    fake = SelectiveFailure(lambda s, target, f: target == paths["missing"], errno.ENOENT)
-    config = make_config(default_spec()).replace(
-        readonly_paths=(), masked_paths=(paths["missing"], paths["mask_dir"]), readonly_root=False
-    )
-    finalize_rootfs(fake, config)
-    assert fake.calls[-1][2] == paths["mask_dir"]
-
-
-def test_masked_path_other_error(make_config: ConfigFactory, paths: dict[str, str]) -> None:
-    fake = SelectiveFailure(lambda s, target, f: True, errno.EPERM)
-    config = make_config(default_spec()).replace(
-        readonly_paths=(), masked_paths=(paths["mask_file"],), readonly_root=False
-    )
-    with pytest.raises(RootfsError, match=f"^linux.maskedPaths: {paths['mask_file']}: "):
-        finalize_rootfs(fake, config)
-
-
-def test_sysctl_written_under_proc_sys(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    written: dict[str, str] = {}
-
-    class Recorder:
-        def __init__(self, path: str, mode: str) -> None:
-            assert mode == "w"
-            self.path = path
-
-        def __enter__(self) -> Recorder:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-        def write(self, text: str) -> None:
-            written[self.path] = text
-
-    monkeypatch.setattr(rootfs, "open", Recorder, raising=False)
-    config = make_config(default_spec()).replace(
-        sysctl={"net.ipv4.ip_forward": "1", "kernel.msgmax": "8192"},
-        readonly_paths=(),
-        masked_paths=(),
-        readonly_root=False,
-    )
-    finalize_rootfs(fake_sys, config)
-    assert written == {
-        "/proc/sys/net/ipv4/ip_forward": "1",
-        "/proc/sys/kernel/msgmax": "8192",
-    }
-
-
-def test_sysctl_failure_names_the_key(
-    make_config: ConfigFactory, fake_sys: RecordingSyscalls, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def denied(path: str, mode: str) -> None:
-        raise PermissionError(errno.EACCES, "Permission denied", path)
-
-    monkeypatch.setattr(rootfs, "open", denied, raising=False)
-    config = make_config(default_spec()).replace(sysctl={"net.core.somaxconn": "4096"})
-    with pytest.raises(RootfsError, match=r"cannot set net.core.somaxconn='4096': Permission"):
-        finalize_rootfs(fake_sys, config)
-    assert fake_sys.calls == []  # sysctls come first
-
-
-# --- switch_root --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def recorded_os(monkeypatch: pytest.MonkeyPatch, fake_sys: RecordingSyscalls) -> None:
-    """chdir/chroot/fchdir recorded in the fake's call list, so the order shows."""
-    monkeypatch.setattr(os, "chdir", lambda path: fake_sys.calls.append(("chdir", path)))
-    monkeypatch.setattr(os, "chroot", lambda path: fake_sys.calls.append(("chroot", path)))
-    monkeypatch.setattr(os, "fchdir", lambda fd: fake_sys.calls.append(("fchdir", fd)))
-
-
-def test_switch_root_no_pivot_moves_the_rootfs(
-    fake_sys: RecordingSyscalls, recorded_os: None
-) -> None:
-    switch_root(fake_sys, "/b/rootfs", no_pivot=True)
-    assert fake_sys.calls == [
-        ("chdir", "/b/rootfs"),
-        ("mount", "/b/rootfs", "/", "", c.MS_MOVE, ""),
-        ("chroot", "."),
-        ("chdir", "/"),
-    ]
-
-
-def test_switch_root_pivot(fake_sys: RecordingSyscalls, recorded_os: None) -> None:
-    switch_root(fake_sys, "/b/rootfs", no_pivot=False)
-    fd = fake_sys.calls[2][1]
-    assert isinstance(fd, int)
-    assert fake_sys.calls == [
-        ("chdir", "/b/rootfs"),
-        ("pivot_root", ".", "."),
-        ("fchdir", fd),
-        ("mount", "", ".", "", c.MS_SLAVE | c.MS_REC, ""),
-        ("umount2", ".", c.MNT_DETACH),
-        ("chdir", "/"),
-    ]
-    with pytest.raises(OSError):
-        os.fstat(fd)  # the old root's descriptor was closed
-
-
-def test_switch_root_pivot_failure(recorded_os: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = RecordingSyscalls(fail_on={"pivot_root": errno.EINVAL})
-    opened: list[int] = []
-    real_open = os.open
-
-    def tracking_open(path: str, flags: int) -> int:
-        fd = real_open(path, flags)
-        opened.append(fd)
-        return fd
-
-    monkeypatch.setattr(os, "open", tracking_open)
-    with pytest.raises(SyscallFailed):
-        switch_root(fake, "/b/rootfs", no_pivot=False)
-    assert ("chdir", "/") not in fake.calls
-    assert len(opened) == 1
-    with pytest.raises(OSError):
-        os.fstat(opened[0])

@@ -34,7 +34,7 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from cove.engine.container_inspect import status_text
+    from cove.engine.container_status import status_text
     from cove.engine.containers import ContainerService
 
     show_all = args.all or args.last >= 0 or args.latest

@@ -11,7 +11,8 @@ from cove.errors import InvalidArgument
 from cove.image.reference import parse_reference
 from cove.image.registry.client import RegistryClient
 from cove.image.registry.progress import ProgressPrinter, no_progress
-from cove.image.registry.pull import pull, start_pull
+from cove.image.registry.pull import pull
+from cove.image.registry.pull_early import start_pull
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from cove.cli.engine import Context
 from cove.errors import ArchiveError, InvalidArgument
 from cove.image.archive import DOCKER_ARCHIVE, FORMATS, save, select_images
 from cove.image.reference import Reference
-from cove.image.store import ImageRecord, ImageStore
+from cove.image.store import ImageStore
+from cove.image.store_index import ImageRecord
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE",
                  "UNIQUE SIZE", "CONTAINERS"], image_rows)  # fmt: skip
     out("\nContainers space usage:\n\n")
-    from cove.engine.container_inspect import status_text
+    from cove.engine.container_status import status_text
 
     container_rows = []
     for item in usage.containers:

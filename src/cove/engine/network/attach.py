@@ -45,8 +45,9 @@ from cove.engine.network.hostwide import host_lock
 from cove.errors import CoveError, InvalidArgument, NetworkError
 
 if TYPE_CHECKING:
-    from cove.engine.network.networks import Lease, Network, NetworkService
+    from cove.engine.network.networks import NetworkService
     from cove.engine.network.ports import PortBinding
+    from cove.engine.network.records import Lease, Network
     from cove.engine.network.rtnl import Netlink
     from cove.engine.state import ContainerRecord, ContainerStore
 
@@ -472,7 +473,8 @@ def disconnect(root: str, network: Network, record: ContainerRecord) -> None:
     answers). The network's bridge goes if it was the last container on it, and the
     bridge's set elements with it. The caller keeps the records."""
     from cove.engine.network import bridge, repair
-    from cove.engine.network.networks import DEFAULT_BRIDGE, NetworkService
+    from cove.engine.network.networks import NetworkService
+    from cove.engine.network.records import DEFAULT_BRIDGE
     from cove.engine.network.rtnl import Netlink
     from cove.engine.state import ContainerStore
 
@@ -514,7 +516,8 @@ def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = Tr
     kernel work (unhooking the table's chains, deleting a bridge: ~20 ms each) runs in the
     background, holding the host lock until it is done."""
     from cove.engine.network import bridge, firewall, repair
-    from cove.engine.network.networks import DEFAULT_BRIDGE, NetworkService
+    from cove.engine.network.networks import NetworkService
+    from cove.engine.network.records import DEFAULT_BRIDGE
     from cove.engine.network.rtnl import Netlink
 
     with NetworkService(root) as service:

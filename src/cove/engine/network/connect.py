@@ -20,7 +20,8 @@ from cove.errors import CoveError, NetworkConflict, NetworkError, NoSuchContaine
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cove.engine.containers import ContainerService
-    from cove.engine.network.networks import Lease, Network, NetworkService
+    from cove.engine.network.networks import NetworkService
+    from cove.engine.network.records import Lease, Network
     from cove.engine.state import ContainerRecord, ContainerStore
 
 LIVE = ("running", "paused")  # a container with a network namespace to plug into

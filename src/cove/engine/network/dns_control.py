@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from cove.errors import NetworkError
 
 if TYPE_CHECKING:
-    from cove.engine.network.networks import Lease, Network
+    from cove.engine.network.records import Lease, Network
 
 DNS_JSON = "dns.json"
 PID_FILE = "dns.pid"

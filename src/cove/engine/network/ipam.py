@@ -9,8 +9,9 @@
   subnet), never the subnet's network or broadcast address, nor the gateway.
 - MAC addresses as Docker's: 02:42 and the four bytes of the IPv4 address.
 
-The service (`networks.py`) holds the locks and the lease database; nothing here touches
-the disk except `host_networks`, which reads the host's routes and addresses.
+The service (`networks.py`) holds the locks (`files.py`) and the lease database
+(`leases.py`); nothing here touches the disk except `host_networks`, which reads the host's
+routes and addresses.
 """
 
 from __future__ import annotations

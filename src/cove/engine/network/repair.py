@@ -38,7 +38,7 @@ from cove.errors import CoveError, NetworkError
 
 if TYPE_CHECKING:
     from cove.engine.network.firewall import SetEntry
-    from cove.engine.network.networks import Network
+    from cove.engine.network.records import Network
     from cove.engine.network.rtnl import Link, Netlink
     from cove.engine.state import ContainerStore
 
@@ -115,8 +115,8 @@ def leftovers(root: str, store: ContainerStore, live: set[str], known: set[str])
                                   partial(_remove_rules, owner)))  # fmt: skip
     service = NetworkService(root)
     try:
-        holders = {str(row[0]) for row in service._rows("SELECT DISTINCT container_id FROM leases")}
-        stored = service._stored()
+        holders = set(service.lease_holders())
+        stored = service.stored()
     finally:
         service.close()
     networks = {n.bridge for n in stored}

@@ -2,9 +2,10 @@
 Docker-compatible credentials, pull into and push from the image store, progress events.
 
 Modules: `client` (RegistryClient: transport, auth retry, redirects, distribution errors),
-`auth` (WWW-Authenticate parsing, Authenticator, CredentialStore for config.json), `pull`,
-`push`, `progress` (ProgressEvent, ProgressPrinter). Only loopback registries are spoken
-to in plain HTTP unless `tls_verify=False` says otherwise.
+`auth` (WWW-Authenticate parsing, Authenticator, CredentialStore for config.json), `pull`
+(with `pull_resolve`, `pull_blobs` and `pull_early`), `push`, `progress` (ProgressEvent,
+ProgressPrinter). Only loopback registries are spoken to in plain HTTP unless
+`tls_verify=False` says otherwise.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ container gets (the responder on its first user network)."""
 from __future__ import annotations
 
 from cove.engine.network.attach import _endpoints_dns, embedded_dns, on_user_network
-from cove.engine.network.networks import Network
+from cove.engine.network.records import Network
 
 
 def test_stored_endpoints_by_network_name() -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from cove.engine.network import dns_control
 from cove.engine.network import dns_forward as dns
-from cove.engine.network.networks import Network, NetworkService
+from cove.engine.network.networks import NetworkService
+from cove.engine.network.records import Network
 from tests.unit.engine.network.dns_helpers import DB_ID, WEB_ID
 
 

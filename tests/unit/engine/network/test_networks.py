@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from cove.engine.network import Lease, Network, NetworkService
-from cove.engine.network.networks import DEFAULT_OPTIONS, pseudo_network
+from cove.engine.network.defaults import DEFAULT_OPTIONS
+from cove.engine.network.records import pseudo_network
 from cove.engine.state import ContainerRecord, ContainerStore
 from cove.errors import (
     AddressInUse,

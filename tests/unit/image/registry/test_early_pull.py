@@ -11,7 +11,8 @@ import pytest
 from cove.errors import ImageStoreError, RegistryNotFound
 from cove.image.registry.client import RegistryClient
 from cove.image.registry.progress import ProgressEvent
-from cove.image.registry.pull import pull, start_pull
+from cove.image.registry.pull import pull
+from cove.image.registry.pull_early import start_pull
 from cove.image.store import ImageStore
 from tests.unit.image.registry.fake_registry import FakeRegistry
 from tests.unit.image.registry.test_pull_push import publish
