@@ -6,6 +6,7 @@ docker-py's stream and one-shot documents) and resize."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import fcntl
 import json
 import os
@@ -380,10 +381,18 @@ def test_sdk_logs_streams_since_until_timestamps(api: ApiServer, client: Any) ->
     assert container.logs(stdout=True, stderr=False) == b"old\nnew\n"
     assert container.logs(stdout=False, stderr=True) == b""
     stamped = container.logs(timestamps=True).decode().splitlines()
-    times = [line.split(" ", 1)[0] for line in stamped]
-    middle = time.mktime(time.strptime(times[0][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + 1
-    assert container.logs(since=int(middle) + 0.5) == b"new\n"
-    assert container.logs(until=int(middle) - 0.5 + 1) in (b"old\n",)
+    times = [_unix_time(line.split(" ", 1)[0]) for line in stamped]
+    assert times[1] - times[0] > 1.0  # the sleep between the two lines
+    middle = (times[0] + times[1]) / 2
+    assert container.logs(since=middle) == b"new\n"
+    assert container.logs(until=middle) == b"old\n"
+
+
+def _unix_time(stamp: str) -> float:
+    """An RFC 3339 time with nanoseconds ("...T08:20:15.266317325Z") in unix seconds."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds + float(f"0.{fraction or 0}")
 
 
 def test_logs_needs_a_stream(api: ApiServer, client: Any) -> None:
