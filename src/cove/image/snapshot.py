@@ -421,8 +421,9 @@ def choose_snapshotter(
     if kind not in ("overlay", "copy"):
         kind = "overlay" if _probe_overlay(root_path, calls) else "copy"
         if syscalls is None:
-            tmp = f"{remembered}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
+            # a unique name: threads of one process (parallel build stages) choose at once
+            fd, tmp = tempfile.mkstemp(prefix="snapshotter.", suffix=".tmp", dir=root_path)
+            with os.fdopen(fd, "w") as f:
                 f.write(kind + "\n")
             os.replace(tmp, remembered)
     if kind == "overlay":

@@ -176,3 +176,29 @@ def test_choose_snapshotter_picks_overlay_here(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "root") == ["snapshotter"]
     (tmp_path / "root" / "snapshotter").write_text("copy\n")
     assert isinstance(choose_snapshotter(tmp_path / "root"), CopySnapshotter)
+
+
+def test_threads_choosing_at_once_all_get_the_answer(tmp_path: Path) -> None:
+    # parallel build stages in one process choose for a fresh root at the same moment
+    import threading
+
+    root = tmp_path / "root"
+    barrier = threading.Barrier(8)
+    found: list[object] = []
+    failed: list[BaseException] = []
+
+    def choose() -> None:
+        barrier.wait()
+        try:
+            found.append(choose_snapshotter(root))
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=choose) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == []
+    assert all(isinstance(chosen, OverlaySnapshotter) for chosen in found) and len(found) == 8
+    assert os.listdir(root) == ["snapshotter"]
