@@ -31,7 +31,7 @@ from cove.engine.container_diff import LayersView
 from cove.errors import BuildError, CoveError
 from cove.image.canonical import canonical_json
 from cove.image.layer_diff import diff_tar
-from cove.image.layers import LayerStore
+from cove.image.layers import LayerStore, pid_alive
 from cove.image.media_types import (
     DOCKER_FOREIGN_LAYER_GZIP,
     DOCKER_LAYER_GZIP,
@@ -342,16 +342,6 @@ class MountedImage:
         self.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner(name: str, prefix: str) -> int | None:
     """The pid in `<prefix><pid>-<hex>`, or None."""
     if not name.startswith(prefix):
@@ -368,7 +358,7 @@ def sweep(root: str) -> None:
     base = os.path.join(root, "snapshots")
     names = os.listdir(base) if os.path.isdir(base) else []
     stale = [
-        n for n in names if (pid := _owner(n, SNAPSHOT_PREFIX)) is not None and not _alive(pid)
+        n for n in names if (pid := _owner(n, SNAPSHOT_PREFIX)) is not None and not pid_alive(pid)
     ]
     if stale:
         snapshots = _snapshots(root)
@@ -380,5 +370,5 @@ def sweep(root: str) -> None:
     scratch = os.path.join(root, "build", "tmp")
     for name in os.listdir(scratch) if os.path.isdir(scratch) else []:
         pid = _owner(name, "")
-        if pid is not None and not _alive(pid):
+        if pid is not None and not pid_alive(pid):
             shutil.rmtree(os.path.join(scratch, name), ignore_errors=True)

@@ -121,8 +121,8 @@ def process_start_time(pid: int) -> int:
         return 0
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     rest = data[data.rfind(b")") + 2 :].split()
-    if rest[0] == b"Z":
-        return 0  # a zombie is as good as gone
+    if rest[0] in (b"Z", b"X"):
+        return 0  # a zombie (or a dead task) is as good as gone
     return int(rest[19])
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cove.engine.state import ContainerRecord
+from cove.engine.volume_data import tree_size
 
 ACTIVE = ("running", "paused", "restarting")
 
@@ -65,23 +66,6 @@ class DiskUsage:
              volumes_size, volumes_free),
             ("Build Cache", 0, 0, 0, 0),
         ]  # fmt: skip
-
-
-def tree_size(path: str) -> int:
-    """Bytes of the regular files under `path`, hard links once."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                info = os.lstat(os.path.join(folder, name))
-            except OSError:
-                continue
-            key = (info.st_dev, info.st_ino)
-            if key not in seen and os.path.isfile(os.path.join(folder, name)):
-                seen.add(key)
-                total += info.st_size
-    return total
 
 
 def container_size(root: str, container_id: str) -> int:

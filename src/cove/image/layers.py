@@ -81,7 +81,7 @@ class LayerStore:
         for name in os.listdir(self.root):
             if name.endswith(_PARTIAL):
                 pid = name[: -len(_PARTIAL)].rsplit(".", 1)[-1]
-                if pid.isdigit() and _alive(int(pid)):
+                if pid.isdigit() and pid_alive(int(pid)):
                     continue
                 shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
 
@@ -102,7 +102,8 @@ class _FolderLock:
         os.close(self.fd)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -242,13 +242,9 @@ def _locked(path: str) -> Iterator[None]:
 
 def start_time(pid: int) -> int:
     """Field 22 of /proc/PID/stat (clock ticks after boot); 0 when gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            data = file.read()
-    except OSError:
-        return 0
-    fields = data[data.rfind(b")") + 2 :].split()
-    return 0 if fields[0] in (b"Z", b"X") else int(fields[19])
+    from cove.engine.monitor import process_start_time
+
+    return process_start_time(pid)
 
 
 def running(root: str) -> int | None:
