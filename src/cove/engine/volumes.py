@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.engine import volume_data
+from cove.engine.folder_lock import lock_folder
 from cove.engine.volume_names import check_volume_name, valid_volume_name
 from cove.errors import InvalidArgument, NoSuchVolume, VolumeError, VolumeInUse
 
@@ -151,15 +151,7 @@ class VolumeService:
             os.close(fd)  # closing the only descriptor releases the lock
 
     def _lock_fd(self, shared: bool) -> int:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as err:
-            raise VolumeError(
-                f"cannot open the volumes lock in {self.dir}: {err.strerror}"
-            ) from None
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        return fd
+        return lock_folder(self.dir, shared, VolumeError, "volumes")
 
     def _all_records(self) -> builtins.list[ContainerRecord]:
         if self._records is not None:

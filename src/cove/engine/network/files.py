@@ -11,12 +11,12 @@ A network's record is its `Network` (`records.py`) as JSON.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from cove.engine.folder_lock import lock_folder
 from cove.engine.network.records import DRIVER, Network, is_network_id
 from cove.errors import NetworkError
 
@@ -29,15 +29,8 @@ class NetworkFiles:
 
     @contextlib.contextmanager
     def lock(self, shared: bool = False) -> Iterator[None]:
+        fd = lock_folder(self.dir, shared, NetworkError, "networks")
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as err:
-            raise NetworkError(
-                f"cannot open the networks lock in {self.dir}: {err.strerror}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the only descriptor releases the lock
