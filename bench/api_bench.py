@@ -25,224 +25,47 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_engine_setup import find_cove, progress
-from benchlib import BenchError, ratio, remove_tree, spawn_timed, summarize
-from engine_bench import build_image_tar
+from bench_api_setup import CALL_TIMEOUT_S, IMAGE, Bench, Side, setup, teardown
+from bench_cli import (
+    apply_sizes,
+    find_cove,
+    has_busybox,
+    install_signals,
+    is_root,
+    run_and_clean_up,
+    run_scenarios,
+)
+from bench_procs import progress
+from bench_tables import in_ms, print_problems, stats, stats_rows, target_verdict
+from benchlib import BenchError, fmt_ratio, ratio, spawn_timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.lib.dockerd
-from tests.lib.dockerd import DockerdUnavailable, PrivateDockerd, start_dockerd
-
-IMAGE = "bb:1"
 TARGET = 0.5  # cove median <= 0.5x dockerd's
 SCENARIOS = ("cli", "sdk", "profile")
 DEFAULTS = {"runs": 20, "warmup": 2, "sdk_runs": 20, "profile_runs": 5}
 QUICK = {"runs": 3, "warmup": 1, "sdk_runs": 3, "profile_runs": 2}
-CALL_TIMEOUT_S = 60.0
 ACCESS_LINE = re.compile(r"^cove serve: (\S+) (\S+) (\d{3}) ([\d.]+)ms$")
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: unwound like Ctrl-C, so the clean-up runs."""
-
-
-def on_signal(signum: int, _frame: object) -> None:
-    raise Interrupted(f"signal {signum}")
-
-
-# --------------------------------------------------------------------------- engines
-
-
-@dataclass
-class Side:
-    """One engine as the clients see it: a socket URL and the CLI's environment."""
-
-    name: str
-    url: str
-    env: dict[str, str]
-    version: str = ""
-    error: str = ""
-    client: Any = None
-
-
-class CoveServer:
-    """`cove --root ROOT serve -H unix://SOCKET`, its log in a file; stopped by PID."""
-
-    def __init__(self, cove: str, root: Path, workdir: Path) -> None:
-        self.cove = cove
-        self.root = root
-        self.socket = workdir / "cove.sock"
-        self.log_path = workdir / "serve.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, log_level: str = "info") -> None:
-        self.stop()
-        self.socket.unlink(missing_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [self.cove, "--root", str(self.root), "serve", "-H", f"unix://{self.socket}",
-                 "--log-level", log_level],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not self.socket.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"cove serve did not start: {self.log_tail()}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def log_tail(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text.strip()[-1500:]
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.cove, "--root", str(self.root), *args], capture_output=True,
-                              text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
-
-
-def docker_env(url: str, config: Path) -> dict[str, str]:
-    config.mkdir(exist_ok=True)
-    return {**os.environ, "DOCKER_HOST": url, "DOCKER_CONFIG": str(config),
-            "DOCKER_CLI_HINTS": "false"}  # fmt: skip
-
-
-def docker(side: Side, *args: str) -> subprocess.CompletedProcess[str]:
-    """An untimed docker CLI call; BenchError with its last stderr line when it fails."""
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=side.env,
-                          timeout=CALL_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        raise BenchError(f"{side.name}: docker {' '.join(args)}: exit {proc.returncode}: "
-                         f"{lines[-1] if lines else ''}")  # fmt: skip
-    return proc
-
-
-# --------------------------------------------------------------------------- context
-
-
-@dataclass
-class Bench:
-    args: argparse.Namespace
-    workdir: Path
-    docker_cli: str
-    serve: CoveServer | None = None
-    dockerd: PrivateDockerd | None = None
-    sides: list[Side] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    report: dict[str, Any] = field(default_factory=lambda: {"scenarios": {}})
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-        print(f"  problem: {text}")
-
-    def side(self, name: str) -> Side | None:
-        return next((s for s in self.sides if s.name == name and not s.error), None)
-
-    def turns(self, round_index: int) -> list[Side]:
-        """The working engines, in an order that flips every round."""
-        working = [s for s in self.sides if not s.error]
-        return working if round_index % 2 == 0 else working[::-1]
-
-    def check_empty(self, what: str) -> None:
-        for side in self.sides:
-            if side.error:
-                continue
-            left = docker(side, "ps", "-aq").stdout.split()
-            if left:
-                self.problem(f"{side.name}: {len(left)} containers left after {what}")
-                docker(side, "rm", "-f", *left)
-
-
-def setup(b: Bench, cove_path: str) -> None:
-    tarball = build_image_tar(b.workdir, Path(b.args.busybox))
-    root = b.workdir / "cove"
-    server = CoveServer(cove_path, root, b.workdir)
-    b.serve = server
-    for argv in (["import", str(tarball), "busybox:latest"], ["tag", "busybox:latest", IMAGE]):
-        res = server.cli(*argv)
-        if res.returncode != 0:
-            raise BenchError(f"cove {argv[0]}: {res.stderr.strip()}")
-    server.start()
-    url = f"unix://{server.socket}"
-    b.sides.append(Side("cove", url, docker_env(url, b.workdir / "docker-config-cove")))
-
-    archive = b.workdir / "busybox.tar"
-    res = server.cli("save", "-o", str(archive), IMAGE)
-    if res.returncode != 0:
-        raise BenchError(f"cove save: {res.stderr.strip()}")
-    try:
-        b.dockerd = start_dockerd(b.workdir / "dockerd")
-        url = b.dockerd.url
-        dockerd = Side("dockerd", url, docker_env(url, b.workdir / "docker-config-dockerd"))
-        b.sides.append(dockerd)
-        docker(dockerd, "load", "-i", str(archive))
-    except (DockerdUnavailable, BenchError) as exc:
-        note = f"dockerd set-up failed, its columns are skipped: {exc}"
-        b.sides.append(Side("dockerd", "", {}, error=note))
-        b.problems.append(note)
-    archive.unlink(missing_ok=True)
-    for side in b.sides:
-        if side.error:
-            continue
-        side.version = docker(side, "version", "--format", "{{.Server.Version}} "
-                              "(API {{.Server.APIVersion}})").stdout.strip()  # fmt: skip
-        docker(side, "run", "--rm", "--network", "none", IMAGE, "true")  # the probe
 
 
 # --------------------------------------------------------------------------- report
 
 
-def stats(samples_ns: Sequence[int]) -> dict[str, float] | None:
-    if not samples_ns:
-        return None
-    found = summarize(samples_ns)
-    found["max"] = max(samples_ns) / 1e6
-    return found
-
-
-def in_ms(samples: dict[str, list[int]]) -> dict[str, list[float]]:
-    return {name: [ns / 1e6 for ns in values] for name, values in samples.items()}
-
-
 def stats_table(title: str, rows: list[tuple[str, dict[str, float] | None, str]]) -> None:
-    header = f"{'':<46}{'median':>9}{'p90':>9}{'min':>9}{'max':>9}{'n':>5}   (ms)"
-    print(f"\n== {title}")
-    print(header)
-    print("-" * len(header))
-    for label, st, note in rows:
-        if st is None:
-            print(f"{label:<46}{note or 'not measured'}")
-        else:
-            print(f"{label:<46}{st['median']:>9.1f}{st['p90']:>9.1f}{st['min']:>9.1f}"
-                  f"{st['max']:>9.1f}{int(st['n']):>5}")  # fmt: skip
+    stats_rows(f"== {title}", rows, head="", width=46, column=9)
 
 
 def ratio_line(metric: str, cove: dict[str, float] | None,
                dockerd: dict[str, float] | None) -> dict[str, Any]:  # fmt: skip
     value = ratio(cove["median"] if cove else None, dockerd["median"] if dockerd else None)
-    verdict = "n/a" if value is None else ("met" if value <= TARGET else "NOT met")
-    shown = "n/a" if value is None else f"{value:.2f}x"
-    print(f"  {metric}: cove/dockerd = {shown}   target <= {TARGET}x: {verdict}")
+    verdict = target_verdict(value, TARGET)
+    print(f"  {metric}: cove/dockerd = {fmt_ratio(value)}   target <= {TARGET}x: {verdict}")
     return {"ratio": value, "target": f"cove median <= {TARGET}x dockerd", "verdict": verdict}
 
 
@@ -516,10 +339,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--busybox", default="/bin/busybox", help="a static busybox")
     parser.add_argument("--json", help="write every sample and figure to this file")
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else DEFAULTS
-    for key, value in sizes.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    apply_sizes(args, QUICK, DEFAULTS)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
@@ -529,8 +349,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("api_bench: must run as root", file=sys.stderr)
+    if not is_root("api_bench"):
         return 1
     cove_path = find_cove(args.cove)
     docker_cli = next((p for p in ("/usr/local/bin/docker", "/usr/bin/docker")
@@ -538,36 +357,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cove_path is None or docker_cli is None:
         print("api_bench: needs cove (--cove PATH) and the docker CLI", file=sys.stderr)
         return 1
-    if not os.access(args.busybox, os.X_OK):
-        print(f"api_bench: no busybox at {args.busybox}", file=sys.stderr)
+    if not has_busybox("api_bench", args.busybox):
         return 1
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+    install_signals()
     workdir = Path(tempfile.mkdtemp(prefix="cove-ab-", dir="/tmp"))
     b = Bench(args, workdir, docker_cli)
-    status = 0
-    try:
-        status = bench(b, cove_path)
-    except KeyboardInterrupt as exc:
-        print(f"\napi_bench: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr)
-        status = 130
-    except BenchError as exc:
-        print(f"\napi_bench: {exc}", file=sys.stderr)
-        status = 1
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-        left = teardown(b)
-        print("\nclean-up: " + ("everything removed" if not left else "problems:"))
-        for text in left:
-            print(f"  {text}")
-        b.problems.extend(left)
+
+    def problems_into_report() -> None:
         b.report["problems"] = b.problems
-        if args.json:
-            Path(args.json).write_text(json.dumps(b.report, indent=2, default=str) + "\n")
-            print(f"wrote {args.json}")
-    return status
+
+    return run_and_clean_up("api_bench", lambda: bench(b, cove_path), lambda: teardown(b),
+                            b.problems, b.report, args.json, problems_into_report)  # fmt: skip
 
 
 def bench(b: Bench, cove_path: str) -> int:
@@ -586,51 +386,19 @@ def bench(b: Bench, cove_path: str) -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, workdir {b.workdir}")  # fmt: skip
     for side in b.sides:
         print(f"  {side.name}: {side.version or side.error}")
-    failed = 0
-    for scenario in args.scenarios:
-        try:
-            b.report["scenarios"][scenario] = STEPS[scenario](b)
-        except BenchError as exc:
-            failed += 1
-            b.problem(f"scenario {scenario} failed: {exc}")
-            b.report["scenarios"][scenario] = {"error": str(exc)}
+    failed = run_scenarios(args.scenarios, lambda scenario: STEPS[scenario](b),
+                           b.report["scenarios"], b.problem)  # fmt: skip
     b.report["load_at_end"] = os.getloadavg()
     print(f"\n== targets (load at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     for scenario in ("cli", "sdk"):
         found = b.report["scenarios"].get(scenario)
         if found is None:
             continue
-        value = found.get("ratio")
-        shown = "n/a" if value is None else f"{value:.2f}x"
+        shown = fmt_ratio(found.get("ratio"))
         print(f"  {scenario:<8}cove/dockerd {shown:>7}   target <= {TARGET}x: "
               f"{found.get('verdict', 'n/a')}")  # fmt: skip
-    if b.problems:
-        print("\nproblems seen:")
-        for text in b.problems:
-            print(f"  {text}")
+    print_problems(b.problems)
     return 1 if failed == len(args.scenarios) else 0
-
-
-def teardown(b: Bench) -> list[str]:
-    """Stop cove serve and remove its containers, stop dockerd (its helper removes its
-    containers and state), delete the work folder."""
-    problems: list[str] = []
-    for side in b.sides:
-        if side.client is not None:
-            side.client.close()
-    if b.serve is not None:
-        try:
-            b.serve.stop()
-            left = b.serve.cli("ps", "-aq").stdout.split()
-            if left:
-                problems.append(f"cove: {len(left)} containers left, removed")
-                b.serve.cli("rm", "-f", *left)
-        except (OSError, subprocess.SubprocessError) as exc:
-            problems.append(f"cove: {exc}")
-    if b.dockerd is not None:
-        problems += [f"dockerd: {text}" for text in b.dockerd.stop()]
-    remove_tree(b.workdir)
-    return problems
 
 
 if __name__ == "__main__":

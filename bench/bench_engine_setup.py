@@ -1,6 +1,6 @@
-"""Set-up and plumbing for `engine_bench.py`: the settings, a timed spawner with a
-timeout, the two engines (cove and podman, each in its own temporary storage), reading
-processes and their memory from /proc, and the clean-up and leak checks.
+"""Set-up and plumbing for `engine_bench.py`: the settings, the two engines (cove and
+podman, each in its own temporary storage), the run's context with its leak check after
+a removal, importing the image, and the clean-up and leak checks.
 
 Standard library only.  Every process this module stops is found by its PID, and only
 if its command line names this run's private storage.
@@ -8,18 +8,18 @@ if its command line names this run's private storage.
 
 from __future__ import annotations
 
-import ctypes
+import argparse
 import os
-import select
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bench_procs import Proc, Spawner, error_line, processes, progress, reap_orphans
 from benchlib import BenchError, first_line
 
 SCENARIOS = ("run", "starts", "rm", "memory")
@@ -37,7 +37,6 @@ TARGET_STARTS = 3.0  # cove starts >= 3x podman's in the same time
 TARGET_RM = 0.5  # cove rm -f per container <= 0.5x podman's
 TARGET_MONITOR_KB = 1024  # cove monitor PSS per container <= 1 MB
 
-COVE_CANDIDATES = (Path("/usr/local/bin/cove"), Path("/opt/cove/venv/bin/cove"))
 IMAGE = "bb:1"
 PODMAN_IMAGE = "localhost/bb:1"
 # podman's defaults fail on this host: crun refuses hybrid cgroups, and root lacks
@@ -52,190 +51,6 @@ cgroup_manager = "cgroupfs"
 CALL_TIMEOUT_S = 60.0  # one engine command (run, run -d, rm -f of one container)
 BULK_TIMEOUT_S = 600.0  # one command on many containers (rm -f of --count ids)
 SETTLE_TIMEOUT_S = 60.0  # background work of an engine after rm -f
-PR_SET_CHILD_SUBREAPER = 36
-
-
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass
-class Outcome:
-    elapsed_ns: int
-    code: int
-    stdout: str
-    stderr: str
-
-    def last_error(self) -> str:
-        return error_line(self.stderr or self.stdout)
-
-
-def error_line(text: str) -> str:
-    """The line of a failed command's output that says why: podman's "Error: ..." line
-    (its last line may be "See 'podman --help'"), else the last line."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("Error:"):
-            return line
-    return lines[-1] if lines else "(no output)"
-
-
-def progress(text: str, done: bool = False) -> None:
-    """A progress line, rewritten in place on a terminal; only the last one otherwise."""
-    if sys.stdout.isatty():
-        print(f"\r  {text}", end="\n" if done else "", flush=True)
-    elif done:
-        print(f"  {text}", flush=True)
-
-
-class Spawner:
-    """posix_spawn + pidfd + waitpid, timed with perf_counter_ns, with a timeout.
-
-    stdin is /dev/null; stdout and stderr go to scratch files (never pipes: a detached
-    container's monitor may inherit them and would keep a pipe open).  ``inflight`` is
-    the PID of the command running now, so an interrupt can stop exactly that one.
-    """
-
-    def __init__(self, workdir: Path) -> None:
-        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        self._out = os.open(workdir / "stdout.log", flags, 0o600)
-        self._err = os.open(workdir / "stderr.log", flags, 0o600)
-        self.inflight: int | None = None
-
-    def run(self, argv: Sequence[str], env: dict[str, str], timeout: float) -> Outcome:
-        """Run ``argv`` (argv[0] absolute); BenchError if it cannot start or times out."""
-        for fd in (self._out, self._err):
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-        actions = [
-            (os.POSIX_SPAWN_DUP2, self._null, 0),
-            (os.POSIX_SPAWN_DUP2, self._out, 1),
-            (os.POSIX_SPAWN_DUP2, self._err, 2),
-        ]
-        start = time.perf_counter_ns()
-        try:
-            pid = os.posix_spawn(argv[0], list(argv), env, file_actions=actions)
-        except OSError as exc:
-            raise BenchError(f"{argv[0]}: {exc}") from exc
-        self.inflight = pid
-        try:
-            pidfd = os.pidfd_open(pid)
-            try:
-                poller = select.poll()
-                poller.register(pidfd, select.POLLIN)
-                if not poller.poll(timeout * 1000):
-                    self.kill_inflight()
-                    raise BenchError(
-                        f"{Path(argv[0]).name} {' '.join(argv[1:6])} ...: "
-                        f"no exit after {timeout:.0f} s (killed)"
-                    )
-            finally:
-                os.close(pidfd)
-            _, status = os.waitpid(pid, 0)
-            elapsed = time.perf_counter_ns() - start
-        except BaseException:
-            self.kill_inflight()
-            raise
-        self.inflight = None
-        return Outcome(
-            elapsed, os.waitstatus_to_exitcode(status), self._read(self._out), self._read(self._err)
-        )
-
-    def kill_inflight(self) -> None:
-        pid, self.inflight = self.inflight, None
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-    @staticmethod
-    def _read(fd: int) -> str:
-        return os.pread(fd, 1 << 20, 0).decode(errors="replace")
-
-    def close(self) -> None:
-        self.kill_inflight()
-        for fd in (self._null, self._out, self._err):
-            os.close(fd)
-
-
-def become_subreaper() -> bool:
-    """Adopt the engines' daemonized processes (monitors, conmon, clean-up commands) so
-    that they are reaped when they exit: this machine's PID 1 does not reap them."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def reap_orphans() -> None:
-    """Reap adopted processes that have exited; never blocks.  Only called between
-    commands, when no command of the Spawner is running."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-@dataclass
-class Proc:
-    pid: int
-    exe: str  # basename of /proc/PID/exe ("" if unreadable)
-    cmdline: str  # arguments joined by spaces
-
-
-def processes() -> list[Proc]:
-    """Every process with a readable command line (kernel threads have none)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        if not raw:
-            continue
-        try:
-            exe = os.path.basename(os.readlink(f"/proc/{entry.name}/exe"))
-        except OSError:
-            exe = ""
-        found.append(
-            Proc(
-                int(entry.name),
-                exe,
-                raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace"),
-            )
-        )
-    return found
-
-
-def memory_kb(pid: int) -> dict[str, int] | None:
-    """Pss, Rss and private (Private_Clean + Private_Dirty) of /proc/PID/smaps_rollup."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            text = f.read()
-    except OSError:
-        return None
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2] == "kB":
-            values[parts[0].rstrip(":")] = int(parts[1])
-    if "Pss" not in values:
-        return None
-    return {
-        "pss": values["Pss"],
-        "rss": values.get("Rss", 0),
-        "private": values.get("Private_Clean", 0) + values.get("Private_Dirty", 0),
-    }
 
 
 # --------------------------------------------------------------------------- engines
@@ -268,15 +83,6 @@ class Engine:
 
     def rm_argv(self, ids: Iterable[str]) -> list[str]:
         return self.argv("rm", *self.rm_flags, *ids)
-
-
-def find_cove(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
-    for path in COVE_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which("cove")
 
 
 def make_cove(binary: str, workdir: Path) -> Engine:
@@ -548,3 +354,82 @@ def teardown(engines: Sequence[Engine], workdir: Path | None) -> list[str]:
         remove_tree(workdir)
     reap_orphans()
     return problems
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path, spawner: Spawner) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.spawner = spawner
+        self.cove: Engine | None = None
+        self.podman: Engine | None = None
+        self.podman_note = ""
+        self.problems: list[str] = []
+        self.report: dict[str, Any] = {"scenarios": {}, "problems": self.problems}
+
+    @property
+    def engines(self) -> list[Engine]:
+        return [e for e in (self.cove, self.podman) if e is not None]
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+        print(f"  problem: {text}")
+
+    def removal_check(self, engine: Engine, ids: Sequence[str], baseline: set[str]) -> float:
+        """After a removal: nothing listed, no monitor or clean-up left (waits for them:
+        returns the seconds waited), no new mount, cgroup or attach socket."""
+        left = set(list_ids(engine)) & set(ids)
+        if left:
+            self.problem(f"{engine.name}: {len(left)} removed containers still listed by ps -a")
+        waited, procs = wait_settled(engine)
+        for proc in procs[:5]:
+            self.problem(
+                f"{engine.name}: process {proc.pid} ({proc.exe}) still running "
+                f"{waited:.0f} s after rm -f: {proc.cmdline[:120]}"
+            )
+        # A mount right below the root is a storage driver's home (podman's overlay
+        # driver bind-mounts pr/overlay onto itself), not a container's.
+        root = engine.dirs[0]
+        new_mounts = {m for m in leaked_mounts(root) if Path(m).parent != root} - baseline
+        if new_mounts:
+            self.problem(
+                f"{engine.name}: {len(new_mounts)} mounts left after rm -f, e.g. "
+                f"{sorted(new_mounts)[0]}"
+            )
+        cgroups = leaked_cgroups(set(ids))
+        if cgroups:
+            self.problem(
+                f"{engine.name}: {len(cgroups)} cgroups left after rm -f, e.g. {cgroups[0]}"
+            )
+        if engine.name == "cove":
+            socks = leaked_sockets(set(ids))
+            if socks:
+                self.problem(f"cove: {len(socks)} attach sockets left after rm -f, e.g. {socks[0]}")
+        return waited
+
+
+def setup(b: Bench, cove_path: str, tarball: Path) -> None:
+    b.cove = make_cove(cove_path, b.workdir)
+    untimed(b.cove, ["import", str(tarball), b.cove.image], "import", CALL_TIMEOUT_S)
+    podman = shutil.which("podman")
+    if podman is None:
+        b.podman_note = "podman not found on PATH: podman columns are skipped"
+        return
+    if shutil.which("conmon") is None and not Path("/usr/libexec/podman/conmon").exists():
+        b.podman_note = "conmon not found: podman columns are skipped"
+        return
+    engine = make_podman(podman, b.workdir)
+    b.podman = engine  # cleaned up even if the import fails
+    try:
+        untimed(engine, ["import", str(tarball), engine.image], "import", CALL_TIMEOUT_S * 2)
+        # One untimed container proves the configuration works on this host.
+        probe = ["run", *engine.run_flags, "--rm", engine.image, "true"]
+        untimed(engine, probe, "run probe", CALL_TIMEOUT_S)
+    except BenchError as exc:
+        b.podman_note = f"podman set-up failed, podman columns are skipped: {exc}"
+        b.problems.append(b.podman_note)
+        b.podman = None
+        b.problems.extend(teardown([engine], None))

@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmarks (`runtime_bench.py`, `image_bench.py`): statistics,
-ratios and tables for the report, untimed helper commands, and a local docker-registry.
+"""Helpers shared by the benchmarks (`runtime_bench.py`, `image_bench.py`, ...): statistics,
+ratios and tables for the report, untimed helper commands, the busybox image tarball of
+the engine benchmarks, and a local docker-registry.
 
 Standard library only; the scripts import it from their own folder (`python bench/...`).
 """
@@ -134,6 +135,38 @@ def remove_tree(path: Path) -> None:
     for mount in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def build_image_tar(workdir: Path, busybox: Path) -> Path:
+    """A busybox rootfs as tools/build-busybox-rootfs.sh makes it, tarred."""
+    rootfs = workdir / "rootfs"
+    for sub in ("bin", "dev", "etc", "proc", "sys", "tmp", "root"):
+        (rootfs / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "busybox").chmod(0o755)
+
+    def check(argv: list[str], what: str) -> None:
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BenchError(f"{what}: {exc}") from exc
+        if proc.returncode != 0:
+            raise BenchError(f"{what}: exit {proc.returncode}: {proc.stderr.strip()}")
+
+    check(["chroot", str(rootfs), "/bin/busybox", "--install", "-s", "/bin"], "busybox --install")
+    if not (rootfs / "bin" / "true").is_symlink():
+        raise BenchError("busybox --install -s /bin made no applet links")
+    (rootfs / "tmp").chmod(0o1777)
+    (rootfs / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+    )
+    (rootfs / "etc" / "group").write_text("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n")
+    tarball = workdir / "rootfs.tar"
+    check(["tar", "-cf", str(tarball), "-C", str(rootfs), "."], "tar -cf rootfs")
+    shutil.rmtree(rootfs)
+    return tarball
 
 
 # --------------------------------------------------------------------------- registry

@@ -34,21 +34,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench_cli import Interrupted, find_cove, on_signal
 from bench_engine_setup import (
     CALL_TIMEOUT_S,
     Engine,
-    Spawner,
-    become_subreaper,
-    find_cove,
     make_cove,
     make_podman,
-    progress,
-    reap_orphans,
     teardown,
     untimed,
 )
-from benchlib import BenchError
-from engine_bench import Interrupted, build_image_tar, figures_table, on_signal, stats, stats_rows
+from bench_procs import Spawner, become_subreaper, progress, reap_orphans
+from bench_tables import figures_table, stats, stats_rows
+from benchlib import BenchError, build_image_tar
 
 TARGET_COLD = 0.7  # cove cold build median <= 0.7x podman's
 TARGET_REBUILD = 0.5  # cove no-change rebuild median <= 0.5x podman's ...

@@ -21,12 +21,8 @@ Needs root.  See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +30,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench_cli import (
+    add_quick,
+    add_tools,
+    apply_sizes,
+    install_signals,
+    preflight,
+    run_and_clean_up,
+    run_scenarios,
+)
 from bench_engine_setup import (
     BULK_TIMEOUT_S,
     CALL_TIMEOUT_S,
@@ -45,213 +50,21 @@ from bench_engine_setup import (
     TARGET_RM,
     TARGET_RUN,
     TARGET_STARTS,
-    Engine,
-    Spawner,
-    become_subreaper,
+    Bench,
     engine_procs,
-    find_cove,
-    leaked_cgroups,
     leaked_mounts,
-    leaked_sockets,
     list_ids,
-    make_cove,
-    make_podman,
-    memory_kb,
     monitors,
-    progress,
-    reap_orphans,
     remove_all,
+    setup,
     start_detached,
     start_many,
     teardown,
-    untimed,
     wait_settled,
 )
-from benchlib import BenchError, ratio, summarize
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: unwound like Ctrl-C, so the clean-up runs."""
-
-
-def on_signal(signum: int, _frame: object) -> None:
-    raise Interrupted(f"signal {signum}")
-
-
-# --------------------------------------------------------------------------- report
-
-
-def verdict(value: float | None, limit: float, at_least: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return "met" if (value >= limit if at_least else value <= limit) else "NOT met"
-
-
-def cell(value: float | None, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
-
-
-def figures_table(
-    metric: str,
-    cove: float | None,
-    podman: float | None,
-    fmt: str,
-    target: str,
-    limit: float,
-    at_least: bool = False,
-    value: float | None = None,
-) -> tuple[float | None, str]:
-    """The summary line of a scenario: cove, podman, ratio, target, verdict.  ``value``
-    is what the target is checked against (default: the ratio cove / podman)."""
-    r = ratio(cove, podman)
-    checked = r if value is None else value
-    v = verdict(checked, limit, at_least)
-    header = f"{'':<34}{'cove':>11}{'podman':>11}{'ratio':>9}   {'target':<26}"
-    print(header + "verdict")
-    print("-" * (len(header) + 8))
-    print(
-        f"{metric:<34}{cell(cove, fmt):>11}{cell(podman, fmt):>11}"
-        f"{cell(r, '.2f') + ('x' if r is not None else ''):>9}   {target:<26}{v}"
-    )
-    return checked, v
-
-
-def stats_rows(title: str, rows: list[tuple[str, dict[str, float] | None, str | None]]) -> None:
-    header = f"{'engine':<34}{'median':>10}{'p90':>10}{'min':>10}{'max':>10}{'n':>5}   (ms)"
-    print(f"\n{title}")
-    print(header)
-    print("-" * len(header))
-    for label, st, error in rows:
-        if st is None:
-            print(f"{label:<34}{error or 'not measured'}")
-        else:
-            print(
-                f"{label:<34}{st['median']:>10.1f}{st['p90']:>10.1f}{st['min']:>10.1f}"
-                f"{st['max']:>10.1f}{st['n']:>5}"
-            )
-
-
-def stats(samples_ns: Sequence[int]) -> dict[str, float] | None:
-    if not samples_ns:
-        return None
-    st = summarize(samples_ns)
-    st["max"] = max(samples_ns) / 1e6
-    return st
-
-
-# --------------------------------------------------------------------------- context
-
-
-class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path, spawner: Spawner) -> None:
-        self.args = args
-        self.workdir = workdir
-        self.spawner = spawner
-        self.cove: Engine | None = None
-        self.podman: Engine | None = None
-        self.podman_note = ""
-        self.problems: list[str] = []
-        self.report: dict[str, Any] = {"scenarios": {}, "problems": self.problems}
-
-    @property
-    def engines(self) -> list[Engine]:
-        return [e for e in (self.cove, self.podman) if e is not None]
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-        print(f"  problem: {text}")
-
-    def removal_check(self, engine: Engine, ids: Sequence[str], baseline: set[str]) -> float:
-        """After a removal: nothing listed, no monitor or clean-up left (waits for them:
-        returns the seconds waited), no new mount, cgroup or attach socket."""
-        left = set(list_ids(engine)) & set(ids)
-        if left:
-            self.problem(f"{engine.name}: {len(left)} removed containers still listed by ps -a")
-        waited, procs = wait_settled(engine)
-        for proc in procs[:5]:
-            self.problem(
-                f"{engine.name}: process {proc.pid} ({proc.exe}) still running "
-                f"{waited:.0f} s after rm -f: {proc.cmdline[:120]}"
-            )
-        # A mount right below the root is a storage driver's home (podman's overlay
-        # driver bind-mounts pr/overlay onto itself), not a container's.
-        root = engine.dirs[0]
-        new_mounts = {m for m in leaked_mounts(root) if Path(m).parent != root} - baseline
-        if new_mounts:
-            self.problem(
-                f"{engine.name}: {len(new_mounts)} mounts left after rm -f, e.g. "
-                f"{sorted(new_mounts)[0]}"
-            )
-        cgroups = leaked_cgroups(set(ids))
-        if cgroups:
-            self.problem(
-                f"{engine.name}: {len(cgroups)} cgroups left after rm -f, e.g. {cgroups[0]}"
-            )
-        if engine.name == "cove":
-            socks = leaked_sockets(set(ids))
-            if socks:
-                self.problem(f"cove: {len(socks)} attach sockets left after rm -f, e.g. {socks[0]}")
-        return waited
-
-
-# --------------------------------------------------------------------------- set-up
-
-
-def build_image_tar(workdir: Path, busybox: Path) -> Path:
-    """A busybox rootfs as tools/build-busybox-rootfs.sh makes it, tarred."""
-    rootfs = workdir / "rootfs"
-    for sub in ("bin", "dev", "etc", "proc", "sys", "tmp", "root"):
-        (rootfs / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(busybox, rootfs / "bin" / "busybox")
-    (rootfs / "bin" / "busybox").chmod(0o755)
-
-    def check(argv: list[str], what: str) -> None:
-        try:
-            proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BenchError(f"{what}: {exc}") from exc
-        if proc.returncode != 0:
-            raise BenchError(f"{what}: exit {proc.returncode}: {proc.stderr.strip()}")
-
-    check(["chroot", str(rootfs), "/bin/busybox", "--install", "-s", "/bin"], "busybox --install")
-    if not (rootfs / "bin" / "true").is_symlink():
-        raise BenchError("busybox --install -s /bin made no applet links")
-    (rootfs / "tmp").chmod(0o1777)
-    (rootfs / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
-    )
-    (rootfs / "etc" / "group").write_text("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n")
-    tarball = workdir / "rootfs.tar"
-    check(["tar", "-cf", str(tarball), "-C", str(rootfs), "."], "tar -cf rootfs")
-    shutil.rmtree(rootfs)
-    return tarball
-
-
-def setup(b: Bench, cove_path: str, tarball: Path) -> None:
-    b.cove = make_cove(cove_path, b.workdir)
-    untimed(b.cove, ["import", str(tarball), b.cove.image], "import", CALL_TIMEOUT_S)
-    podman = shutil.which("podman")
-    if podman is None:
-        b.podman_note = "podman not found on PATH: podman columns are skipped"
-        return
-    if shutil.which("conmon") is None and not Path("/usr/libexec/podman/conmon").exists():
-        b.podman_note = "conmon not found: podman columns are skipped"
-        return
-    engine = make_podman(podman, b.workdir)
-    b.podman = engine  # cleaned up even if the import fails
-    try:
-        untimed(engine, ["import", str(tarball), engine.image], "import", CALL_TIMEOUT_S * 2)
-        # One untimed container proves the configuration works on this host.
-        probe = ["run", *engine.run_flags, "--rm", engine.image, "true"]
-        untimed(engine, probe, "run probe", CALL_TIMEOUT_S)
-    except BenchError as exc:
-        b.podman_note = f"podman set-up failed, podman columns are skipped: {exc}"
-        b.problems.append(b.podman_note)
-        b.podman = None
-        b.problems.extend(teardown([engine], None))
-
+from bench_procs import Spawner, become_subreaper, memory_kb, progress, reap_orphans
+from bench_tables import figures_table, in_ms, print_problems, stats, stats_rows
+from benchlib import BenchError, build_image_tar, ratio
 
 # --------------------------------------------------------------------------- scenarios
 
@@ -299,7 +112,7 @@ def scenario_run(b: Bench) -> dict[str, Any]:
     )
     return {
         "stats_ms": st,
-        "samples_ms": {k: [ns / 1e6 for ns in s] for k, s in samples.items()},
+        "samples_ms": in_ms(samples),
         "errors": errors,
         "ratio": value,
         "target": f"cove median <= {TARGET_RUN}x podman",
@@ -547,26 +360,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--containers", type=int, help=f"scenario 4 containers (default {DEFAULTS['containers']})"
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: " + ", ".join(f"{k} {v:g}" for k, v in QUICK.items()),
-    )
+    add_quick(parser, QUICK)
     parser.add_argument(
         "--only",
         metavar="SCENARIO",
         help=f"comma list from {','.join(SCENARIOS)} (or 1-4); default all",
     )
-    parser.add_argument(
-        "--cove", metavar="PATH", help="cove launcher (default /usr/local/bin/cove)"
-    )
-    parser.add_argument("--busybox", default="/bin/busybox", help="static busybox binary")
-    parser.add_argument("--json", metavar="FILE", help="write all figures to FILE")
+    add_tools(parser)
     args = parser.parse_args(argv)
-    base = QUICK if args.quick else DEFAULTS
-    for key, value in base.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    apply_sizes(args, QUICK, DEFAULTS)
     if args.runs < 1 or args.duration <= 0 or args.count < 1 or args.containers < 1:
         parser.error("--runs, --count and --containers must be >= 1, --duration > 0")
     picked = []
@@ -583,48 +385,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("engine_bench: must run as root", file=sys.stderr)
-        return 1
-    cove_path = find_cove(args.cove)
+    cove_path = preflight("engine_bench", args)
     if cove_path is None:
-        print("engine_bench: no cove launcher found (--cove PATH)", file=sys.stderr)
         return 1
-    if not os.access(args.busybox, os.X_OK):
-        print(f"engine_bench: no busybox at {args.busybox}", file=sys.stderr)
-        return 1
-    # Ctrl-C raises KeyboardInterrupt even when started in the background by a shell
-    # that set SIGINT to ignored; SIGTERM and SIGHUP unwind the same way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
-
+    install_signals()
     workdir = Path(tempfile.mkdtemp(prefix="cove-eb-"))
     spawner = Spawner(workdir)
     b = Bench(args, workdir, spawner)
-    status = 0
-    try:
-        status = bench(b, cove_path)
-    except KeyboardInterrupt as exc:
-        why = str(exc) or "Ctrl-C"
-        print(f"\nengine_bench: interrupted ({why}); cleaning up", file=sys.stderr)
-        status = 130
-    except BenchError as exc:
-        print(f"\nengine_bench: {exc}", file=sys.stderr)
-        status = 1
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
+
+    def clean_up() -> list[str]:
         spawner.close()
-        left = teardown(b.engines, workdir)
-        print("\nclean-up: " + ("everything removed" if not left else "problems:"))
-        for text in left:
-            print(f"  {text}")
-        b.problems.extend(left)
-        if args.json:
-            Path(args.json).write_text(json.dumps(b.report, indent=2, default=str) + "\n")
-            print(f"wrote {args.json}")
-    return status
+        return teardown(b.engines, workdir)
+
+    return run_and_clean_up(
+        "engine_bench", lambda: bench(b, cove_path), clean_up, b.problems, b.report, args.json
+    )
 
 
 def bench(b: Bench, cove_path: str) -> int:
@@ -662,16 +437,13 @@ def bench(b: Bench, cove_path: str) -> int:
         f"  scenarios: {', '.join(args.scenarios)}; runs {args.runs}, duration "
         f"{args.duration:g} s, count {args.count}, containers {args.containers}"
     )
-    failed = 0
-    for scenario in args.scenarios:
-        try:
-            b.report["scenarios"][scenario] = STEPS[scenario](b)
-        except BenchError as exc:
-            failed += 1
-            b.problem(f"scenario {scenario} failed: {exc}")
-            b.report["scenarios"][scenario] = {"error": str(exc)}
-            for engine in b.engines:
-                remove_all(engine)
+    failed = run_scenarios(
+        args.scenarios,
+        lambda scenario: STEPS[scenario](b),
+        b.report["scenarios"],
+        b.problem,
+        lambda: [remove_all(engine) for engine in b.engines],
+    )
 
     print("\n== targets")
     for scenario in args.scenarios:
@@ -685,10 +457,7 @@ def bench(b: Bench, cove_path: str) -> int:
             f"  {SCENARIO_TITLES[scenario]:<26}{res.get('target', ''):<36}"
             f"{shown or 'n/a':>9}  {res.get('verdict', 'n/a')}"
         )
-    if b.problems:
-        print("\nproblems seen:")
-        for text in b.problems:
-            print(f"  {text}")
+    print_problems(b.problems)
     return 1 if failed == len(args.scenarios) else 0
 
 

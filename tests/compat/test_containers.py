@@ -231,7 +231,7 @@ def test_cli_rm_and_prune(api: ApiServer, docker: DockerCli) -> None:
 
 def test_cli_run_rm_detached_then_wait(api: ApiServer, docker: DockerCli) -> None:
     """`--rm` (AutoRemove): `docker wait` gets the exit code, then the container is gone.
-    (The foreground `docker run --rm` needs attach, which `containers_streams` serves.)"""
+    (The foreground `docker run --rm` needs attach, which `containers_attach` serves.)"""
     cid = ok(docker("run", "-d", "--rm", "bb:1", "sh", "-c", "sleep 0.5; exit 3")).strip()
     assert cove_inspect(api, cid)["HostConfig"]["AutoRemove"] is True
     assert ok(docker("wait", cid)).strip() == "3"

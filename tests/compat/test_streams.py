@@ -549,7 +549,7 @@ def test_net_devices_per_interface_without_lo() -> None:
 
 
 def test_stats_document_from_readings() -> None:
-    from cove.api.containers_streams import stats_document
+    from cove.api.containers_stats import stats_document
     from cove.engine.container_stats import Reading, net_devices
     from cove.engine.state import ContainerRecord
 

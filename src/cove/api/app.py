@@ -28,7 +28,11 @@ __all__ = ["MAX_JSON_BODY", "ROUTE_MODULES", "STREAMS", "make_app"]
 ROUTE_MODULES = (
     "system",
     "containers",
-    "containers_streams",
+    "containers_list",
+    "containers_lifecycle",
+    "containers_attach",
+    "containers_logs",
+    "containers_stats",
     "exec",
     "archive",
     "images",

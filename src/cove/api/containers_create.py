@@ -13,7 +13,7 @@ response's Warnings (hints that change nothing essential), as listed in `_REFUSE
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,13 +273,26 @@ def mount_option(entry: object, index: int) -> MountOption:
     return mount
 
 
+def _entries(value: object, name: str) -> Iterator[tuple[str, Json]]:
+    """The objects of the list `value` (the field `name`), each with its name in messages
+    (`name[index]`), checked one at a time."""
+    for index, entry in enumerate(_list(value, name)):
+        where = f"{name}[{index}]"
+        yield where, _obj(entry, where)
+
+
+def _required(data: Json, key: str, label: str, where: str) -> str:
+    """The string `data[key]` (`label.key` in messages), which must not be empty."""
+    value = _str(data.get(key), f"{label}.{key}")
+    if not value:
+        raise BadParameter(f"invalid {where}: {key} is required")
+    return value
+
+
 def _ulimits(value: object) -> list[str]:
     result = []
-    for index, entry in enumerate(_list(value, "HostConfig.Ulimits")):
-        data = _obj(entry, f"HostConfig.Ulimits[{index}]")
-        name = _str(data.get("Name"), "Ulimits.Name")
-        if not name:
-            raise BadParameter(f"invalid HostConfig.Ulimits[{index}]: Name is required")
+    for where, data in _entries(value, "HostConfig.Ulimits"):
+        name = _required(data, "Name", "Ulimits", where)
         soft = _int(data.get("Soft"), "Ulimits.Soft")
         hard = _int(data.get("Hard"), "Ulimits.Hard")
         result.append(f"{name}={soft}:{hard}")
@@ -288,11 +301,8 @@ def _ulimits(value: object) -> list[str]:
 
 def _devices(value: object) -> list[str]:
     result = []
-    for index, entry in enumerate(_list(value, "HostConfig.Devices")):
-        data = _obj(entry, f"HostConfig.Devices[{index}]")
-        host_path = _str(data.get("PathOnHost"), "Devices.PathOnHost")
-        if not host_path:
-            raise BadParameter(f"invalid HostConfig.Devices[{index}]: PathOnHost is required")
+    for where, data in _entries(value, "HostConfig.Devices"):
+        host_path = _required(data, "PathOnHost", "Devices", where)
         inside = _str(data.get("PathInContainer"), "Devices.PathInContainer") or host_path
         access = _str(data.get("CgroupPermissions"), "Devices.CgroupPermissions") or "rwm"
         result.append(f"{host_path}:{inside}:{access}")
@@ -301,11 +311,8 @@ def _devices(value: object) -> list[str]:
 
 def _throttles(value: object, name: str) -> list[str]:
     result = []
-    for index, entry in enumerate(_list(value, name)):
-        data = _obj(entry, f"{name}[{index}]")
-        path = _str(data.get("Path"), f"{name}.Path")
-        if not path:
-            raise BadParameter(f"invalid {name}[{index}]: Path is required")
+    for where, data in _entries(value, name):
+        path = _required(data, "Path", name, where)
         result.append(f"{path}:{_int(data.get('Rate'), f'{name}.Rate')}")
     return result
 

@@ -204,7 +204,7 @@ def _container_summary(
     services: Services, record: Any, size: int, image_sizes: Mapping[str, int]
 ) -> dict[str, Any]:
     """A container of /system/df: /containers/json's entry with SizeRw and SizeRootFs."""
-    from cove.api.containers import list_entry
+    from cove.api.containers_list import list_entry
 
     entry = list_entry(services, record)
     entry["SizeRw"] = size

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cove.engine.state_names import ADJECTIVES as ADJECTIVES
 from cove.engine.state_names import NAME_PATTERN as NAME_PATTERN
@@ -68,27 +68,14 @@ from cove.errors import (
     NameConflict,
     NoSuchContainer,
 )
+from cove.sqlite_retry import retry_locked
 
 SCHEMA_VERSION = "2"
 DB_NAME = "containers.db"
 DEFAULT_DB_TIMEOUT = 30.0
 
 
-_T = TypeVar("_T")
-
-
 # --- the store -----------------------------------------------------------------------------
-
-
-def _retry_locked(action: Callable[[], _T], timeout: float) -> _T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 class ContainerStore:
@@ -118,7 +105,7 @@ class ContainerStore:
             ) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
+            retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
             # WAL with synchronous NORMAL: a commit survives a crash (kill -9) of any process;
             # only a power loss may undo the last commits. FULL would fsync every commit.
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -166,7 +153,7 @@ class ContainerStore:
         with self._mutex:
             conn = self._conn
             try:
-                _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.timeout)
+                retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.timeout)
             except sqlite3.Error as err:
                 raise ContainerStoreError(
                     f"cannot write container database {self.db_path}: {err}"

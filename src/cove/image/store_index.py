@@ -15,7 +15,6 @@ import contextlib
 import errno
 import os
 import sqlite3
-import time
 
 from cove.errors import AmbiguousImage, ImageStoreError, InvalidReference, NoSuchImage
 from cove.image.digest import Digest, is_digest
@@ -30,6 +29,7 @@ from cove.image.manifest import (
 from cove.image.records import FrozenRecord, Record
 from cove.image.reference import Reference, is_image_id_prefix, parse_reference
 from cove.image.store_blobs import _partial_file, _why
+from cove.sqlite_retry import retry_locked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def _open_db(db_path: str | os.PathLike[str], timeout: float) -> sqlite3.Connect
         raise ImageStoreError(f"cannot open image database {db_path}: {err}") from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), timeout)
+        retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), timeout)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("BEGIN IMMEDIATE")
@@ -288,18 +288,6 @@ def _open_db(db_path: str | os.PathLike[str], timeout: float) -> sqlite3.Connect
 def _rollback(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("ROLLBACK")
-
-
-def _retry_locked(action: Callable[[], object], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 # --- records -------------------------------------------------------------------------------

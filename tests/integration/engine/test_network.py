@@ -25,6 +25,7 @@ import pytest
 from tests.integration.engine.test_lifecycle import CHECK_ENV, poll, remove_everything
 from tests.integration.engine.test_run import engine as engine  # a fixture, used by name
 from tests.integration.image.test_import import cove, cove_cli
+from tests.lib.netns import serving_namespace
 
 pytestmark = pytest.mark.root
 
@@ -169,46 +170,21 @@ def upstream() -> Iterator[str]:
     """A network namespace linked to the host (UP_HOST here, UP_PEER there) whose server on
     port 8080 answers each request with the address the request came from."""
     tag = f"{os.getpid() % 0xFFFF:04x}"
-    ns, here, there = f"covetest-up-{tag}", f"cvtu{tag}", f"cvtd{tag}"
-
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True)
-
-    ip("netns", "add", ns)
-    server = None
-    try:
-        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
-        ip("addr", "add", f"{UP_HOST}/30", "dev", here)
-        ip("link", "set", here, "up")
-        ip("-n", ns, "addr", "add", f"{UP_PEER}/30", "dev", there)
-        ip("-n", ns, "link", "set", there, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
-        code = (
-            "import http.server\n"
-            "class H(http.server.BaseHTTPRequestHandler):\n"
-            "    def do_GET(self):\n"
-            "        body = self.client_address[0].encode()\n"
-            "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
-            "        self.end_headers(); self.wfile.write(body)\n"
-            "    def log_message(self, *a): pass\n"
-            f"http.server.HTTPServer(('{UP_PEER}', 8080), H).serve_forever()\n"
-        )
-        server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code])
-        deadline = time.monotonic() + 10
-        while True:  # the server listens: its own namespace answers
-            probe = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c",
-                                    f"import socket; socket.create_connection(('{UP_PEER}', 8080),"
-                                    " timeout=1)"], capture_output=True)  # fmt: skip
-            if probe.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+    ns = f"covetest-up-{tag}"
+    code = (
+        "import http.server\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        body = self.client_address[0].encode()\n"
+        "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers(); self.wfile.write(body)\n"
+        "    def log_message(self, *a): pass\n"
+        f"http.server.HTTPServer(('{UP_PEER}', 8080), H).serve_forever()\n"
+    )
+    with serving_namespace(
+        ns, (f"cvtu{tag}", f"cvtd{tag}"), (UP_HOST, UP_PEER), ["-c", code], 8080
+    ):
         yield ns
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait()
-        subprocess.run(["ip", "link", "del", here], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def in_netns(ns: str, code: str) -> str:

@@ -15,7 +15,6 @@ import hashlib
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 
 from tests.integration.engine.test_lifecycle import last_resort
 from tests.integration.image.test_import import cove
+from tests.lib.netns import serving_namespace
 
 pytestmark = pytest.mark.root
 
@@ -70,39 +70,16 @@ def apt_repo(tmp_path: Path) -> Iterator[str]:
     repo = tmp_path / "repo"
     write_repository(repo, the_debs())
     tag = f"{os.getpid() % 0xFFFF:04x}"
-    ns, here, there = f"covetest-apt-{tag}", f"cvta{tag}", f"cvtb{tag}"
-
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True)
-
-    ip("netns", "add", ns)
-    server = None
-    try:
-        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
-        ip("addr", "add", f"{REPO_HOST}/30", "dev", here)
-        ip("link", "set", here, "up")
-        ip("-n", ns, "addr", "add", f"{REPO_PEER}/30", "dev", there)
-        ip("-n", ns, "link", "set", there, "up")
-        ip("-n", ns, "link", "set", "lo", "up")
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-m", "http.server", "--bind", REPO_PEER,
-             "--directory", str(repo), str(REPO_PORT)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        probe = (f"import socket; socket.create_connection(('{REPO_PEER}', {REPO_PORT}), "
-                 "timeout=1)")  # fmt: skip
-        deadline = time.monotonic() + 10
-        while subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe],
-                             capture_output=True).returncode != 0:  # fmt: skip
-            assert time.monotonic() < deadline, "the repository's server does not listen"
-            time.sleep(0.05)
+    with serving_namespace(
+        f"covetest-apt-{tag}",
+        (f"cvta{tag}", f"cvtb{tag}"),
+        (REPO_HOST, REPO_PEER),
+        ["-m", "http.server", "--bind", REPO_PEER, "--directory", str(repo), str(REPO_PORT)],
+        REPO_PORT,
+        quiet=True,
+        not_listening="the repository's server does not listen",
+    ):
         yield f"http://{REPO_PEER}:{REPO_PORT}/"
-    finally:
-        if server is not None:
-            server.kill()  # `ip netns exec` execs python: this is the server itself
-            server.wait()
-        subprocess.run(["ip", "link", "del", here], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 @pytest.fixture

@@ -24,17 +24,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict
 
 from cove.api.app import make_app
-from cove.api.build import (
-    BUILDER,
-    BuildCancelled,
-    BuildSpec,
-    StreamReporter,
+from cove.api.build import BUILDER, BuildSpec
+from cove.api.build_context import (
     confine_ignore_files,
     extract_context,
-    parse_options,
     remove_stale,
     resolve_dockerfile,
 )
+from cove.api.build_options import parse_options
+from cove.api.build_stream import BuildCancelled, StreamReporter
 from cove.api.errors import BadParameter, NotImplementedHere
 from cove.errors import BuildError, DockerfileError, InvalidReference, StepFailed
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from cove.api.containers import update_changes
 from cove.api.containers_create import mount_option, platform_of, publish_specs, translate
+from cove.api.containers_lifecycle import update_changes
 from cove.api.errors import BadParameter
 from cove.engine.create_options import MountOption
 

@@ -1,4 +1,4 @@
-"""dockerd's words and shapes where the engine's differ (found by tests/compat/test_parity.py
+"""dockerd's words and shapes where the engine's differ (found by tests/compat/test_parity_*.py
 against dockerd 20.10), and the journal watch that wakes the wait follower."""
 
 from __future__ import annotations

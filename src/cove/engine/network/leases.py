@@ -173,6 +173,8 @@ class LeaseDB:
     def _db(self) -> sqlite3.Connection:
         import sqlite3
 
+        from cove.sqlite_retry import retry_locked
+
         with self._mutex:
             if self._conn is not None:
                 return self._conn
@@ -184,7 +186,7 @@ class LeaseDB:
                 raise NetworkError(f"cannot open lease database {self.db_path}: {err}") from None
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-                _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
+                retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -201,10 +203,12 @@ class LeaseDB:
         """One write transaction (BEGIN IMMEDIATE: writers of all processes take turns)."""
         import sqlite3
 
+        from cove.sqlite_retry import retry_locked
+
         with self._mutex:
             conn = self._db()
             try:
-                _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.timeout)
+                retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.timeout)
             except sqlite3.Error as err:
                 raise NetworkError(f"cannot write lease database {self.db_path}: {err}") from None
             try:
@@ -240,18 +244,3 @@ def lease_from_row(row: Sequence[Any], network: Network) -> Lease:
     return Lease(network_id=str(row[0]), container_id=str(row[1]), ip=str(row[2]),
                  prefixlen=network.prefixlen, gateway=network.gateway, mac=str(row[3]),
                  aliases=aliases)  # fmt: skip
-
-
-def _retry_locked(action: Callable[[], object], timeout: float) -> None:
-    import sqlite3
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

@@ -24,7 +24,8 @@ from cove.image.build.instructions import (
     Volume,
     Workdir,
 )
-from cove.image.build.parser import parse_dockerfile, parse_duration, parse_instruction
+from cove.image.build.parser import parse_dockerfile, parse_instruction
+from cove.image.build.parser_commands import parse_duration
 from tests.unit.image.build.parser_helpers import error, one
 
 # --- COPY and ADD --------------------------------------------------------------------------
