@@ -565,7 +565,9 @@ def test_stats_document_from_readings() -> None:
                                        "failcnt": 0}, "raw": raw},
                   "pids": {"current": 3, "limit": 0},
                   "blkio": {"ioServiceBytesRecursive": [
-                      {"major": 8, "minor": 0, "op": "Read", "value": 4096}]}}  # fmt: skip
+                      {"major": 8, "minor": 0, "op": "Read", "value": 4096}],
+                            "ioServicedRecursive": [
+                      {"major": 8, "minor": 0, "op": "Read", "value": 2}]}}  # fmt: skip
         return Reading(cgroup=cgroup, system_cpu=system, online_cpus=2, host_memory=8 << 30,
                        networks=net_devices(NET_DEV), taken_ns=system)  # fmt: skip
 
@@ -584,6 +586,8 @@ def test_stats_document_from_readings() -> None:
     assert document["pids_stats"] == {"current": 3}
     assert document["blkio_stats"]["io_service_bytes_recursive"] == [
         {"major": 8, "minor": 0, "op": "Read", "value": 4096}]  # fmt: skip
+    assert document["blkio_stats"]["io_serviced_recursive"] == [
+        {"major": 8, "minor": 0, "op": "Read", "value": 2}]  # fmt: skip
     assert document["networks"]["eth0"]["rx_bytes"] == 5000
     v2 = stats_document(record, reading(1, 2, {"inactive_file": 10}), None)["memory_stats"]
     assert "max_usage" not in v2 and "failcnt" not in v2  # cgroup v2 has neither

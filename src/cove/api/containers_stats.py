@@ -118,13 +118,15 @@ def stats_document(
         document["pids_stats"] = {"current": int(pids.get("current") or 0)}
         if int(pids.get("limit") or 0) > 0:
             document["pids_stats"]["limit"] = int(pids["limit"])
-    entries = (reading.cgroup.get("blkio") or {}).get("ioServiceBytesRecursive")
-    if entries:
-        document["blkio_stats"]["io_service_bytes_recursive"] = [
-            {"major": int(e.get("major", 0)), "minor": int(e.get("minor", 0)),
-             "op": str(e.get("op", "")), "value": int(e.get("value", 0))}
-            for e in entries
-        ]  # fmt: skip
+    blkio = reading.cgroup.get("blkio") or {}
+    for ours, theirs in (("ioServiceBytesRecursive", "io_service_bytes_recursive"),
+                         ("ioServicedRecursive", "io_serviced_recursive")):  # fmt: skip
+        if entries := blkio.get(ours):
+            document["blkio_stats"][theirs] = [
+                {"major": int(e.get("major", 0)), "minor": int(e.get("minor", 0)),
+                 "op": str(e.get("op", "")), "value": int(e.get("value", 0))}
+                for e in entries
+            ]  # fmt: skip
     if reading.networks:
         document["networks"] = {name: dict(counters) for name, counters in reading.networks.items()}
     return document

@@ -108,11 +108,12 @@ def cgroup_stats(
                 "limit": _read_int(v1["pids"] / "pids.max") or 0,
             }
         if "blkio" in v1:
-            blkio = v1["blkio"]
-            text = _read_text(blkio / "blkio.throttle.io_service_bytes_recursive") or _read_text(
-                blkio / "blkio.throttle.io_service_bytes"
-            )
-            data["blkio"] = {"ioServiceBytesRecursive": parse_blkio_v1(text)}
+            data["blkio"] = {
+                key: parse_blkio_v1(_read_text(v1["blkio"] / f"{base}_recursive")
+                                    or _read_text(v1["blkio"] / base))
+                for key, base in (("ioServiceBytesRecursive", "blkio.throttle.io_service_bytes"),
+                                  ("ioServicedRecursive", "blkio.throttle.io_serviced"))
+            }  # fmt: skip
     elif v2 is not None:
         cpu = _read_keyed(v2 / "cpu.stat")
         data["cpu"] = {
@@ -138,7 +139,11 @@ def cgroup_stats(
             "current": _read_int(v2 / "pids.current") or 0,
             "limit": _read_int(v2 / "pids.max") or 0,
         }
-        data["blkio"] = {"ioServiceBytesRecursive": parse_io_stat(_read_text(v2 / "io.stat"))}
+        io_stat = _read_text(v2 / "io.stat")
+        data["blkio"] = {
+            "ioServiceBytesRecursive": parse_io_stat(io_stat),
+            "ioServicedRecursive": parse_io_stat(io_stat, ("rios", "wios")),
+        }
     return data
 
 
@@ -164,9 +169,10 @@ def parse_blkio_v1(text: str) -> list[dict[str, Any]]:
     return entries
 
 
-def parse_io_stat(text: str) -> list[dict[str, Any]]:
-    """cgroup v2 io.stat ("8:0 rbytes=4096 wbytes=0 ...") as ioServiceBytesRecursive
-    entries with op "Read" and "Write"."""
+def parse_io_stat(text: str, keys: tuple[str, str] = ("rbytes", "wbytes")) -> list[dict[str, Any]]:
+    """cgroup v2 io.stat ("8:0 rbytes=4096 wbytes=0 rios=1 wios=0 ...") as runc's
+    ioServiceBytesRecursive entries (or, with keys ("rios", "wios"), ioServicedRecursive),
+    op "Read" and "Write"."""
     entries: list[dict[str, Any]] = []
     for line in text.splitlines():
         parts = line.split()
@@ -176,7 +182,7 @@ def parse_io_stat(text: str) -> list[dict[str, Any]]:
         if not (major.isdigit() and minor.isdigit()):
             continue
         fields = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        for key, op in (("rbytes", "Read"), ("wbytes", "Write")):
+        for key, op in zip(keys, ("Read", "Write"), strict=True):
             if fields.get(key, "").isdigit():
                 entries.append({"major": int(major), "minor": int(minor), "op": op,
                                 "value": int(fields[key])})  # fmt: skip

@@ -78,6 +78,9 @@ def test_block_and_network_io() -> None:
     assert block_io(entries) == (4196, 512)
     v2 = parse_io_stat("8:0 rbytes=1000 wbytes=2000 rios=1 wios=2\n259:0 rbytes=5 wbytes=0\n")
     assert block_io(v2) == (1005, 2000)
+    serviced = parse_io_stat("8:0 rbytes=1000 wbytes=2000 rios=1 wios=2\n", ("rios", "wios"))
+    assert serviced == [{"major": 8, "minor": 0, "op": "Read", "value": 1},
+                        {"major": 8, "minor": 0, "op": "Write", "value": 2}]  # fmt: skip
     assert net_io(NET_DEV) == (2000, 1000)  # lo is not counted
     assert net_io(NET_DEV.split("\n  eth0")[0]) == (0, 0)  # --network none: only lo
 
