@@ -24,15 +24,12 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import uuid
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cove.engine.build_cache import BuildCache
 from cove.engine.build_layers import created_text, store_image, sweep
-from cove.engine.build_run import BUILD_LABEL
 from cove.engine.build_sources import SourceRoot
 from cove.engine.build_stage import BaseImage, BuildState, StageBuilder
 from cove.errors import BuildError, CoveError, DockerfileError, InvalidReference, NoSuchImage
@@ -235,9 +232,8 @@ class BuildService:
             locked.note("one or more build args were not consumed: "
                         + ", ".join(build_plan.unused_build_args))  # fmt: skip
         rules = load_ignore_rules(context, ignore_key)
-        sweep(self.root)
-        _remove_stale_containers(self.root)
-        scratch = os.path.join(self.root, "build", "tmp", f"{os.getpid()}-{uuid.uuid4().hex[:16]}")
+        sweep(self.root)  # (the RUN containers of killed builds go at the first RUN step)
+        scratch = os.path.join(self.root, "build", "tmp", f"{os.getpid()}-{os.urandom(8).hex()}")
         os.makedirs(scratch, mode=0o700, exist_ok=True)
         try:
             with ImageStore(os.path.join(self.root, "images")) as store, \
@@ -288,6 +284,8 @@ class BuildService:
                 for builder in builders:
                     state.results[builder.plan.index] = builder.build()
                 continue
+            from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
             with ThreadPoolExecutor(max_workers=min(width, len(builders)),
                                     thread_name_prefix="cove-build") as pool:  # fmt: skip
                 futures = {pool.submit(b.build): b.plan.index for b in builders}
@@ -305,28 +303,3 @@ class BuildService:
                     raise (real or errors)[0]  # type: ignore[misc]
                 for future, index in futures.items():
                     state.results[index] = future.result()
-
-
-def _remove_stale_containers(root: str) -> None:
-    """The RUN containers of builds killed mid-way (their label names the builder's pid)."""
-    if not os.path.exists(os.path.join(root, "containers.db")):
-        return
-    from cove.engine.containers import ContainerService
-
-    service = ContainerService(root)
-    for record in service.list(all_containers=True):
-        labels = record.config.get("labels") or {}
-        owner = str(labels.get(BUILD_LABEL, "")) if isinstance(labels, dict) else ""
-        if not owner.isdigit() or int(owner) == os.getpid():
-            continue
-        try:
-            os.kill(int(owner), 0)
-            continue  # that build still runs
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        try:
-            service.remove(record.id, force=True, volumes=True)
-        except CoveError:
-            continue

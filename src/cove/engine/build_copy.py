@@ -22,7 +22,6 @@ import os
 import posixpath
 import shutil
 import stat
-import uuid
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, cast
@@ -259,7 +258,7 @@ def _unpack(writer: _Writer, job: CopyJob, source: Source, base: str, scratch_di
     assert job.root is not None
     path = os.path.join(job.root.path, source.rel)
     kind = archive_compression(path)
-    staging = os.path.join(scratch_dir, f"add-{uuid.uuid4().hex[:16]}")
+    staging = os.path.join(scratch_dir, f"add-{os.urandom(8).hex()}")
     try:
         with open(path, "rb") as raw:
             stream: IO[bytes] = raw

@@ -23,14 +23,11 @@ import os
 import stat
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from cove.engine.container_diff import LayersView
 from cove.errors import BuildError, CoveError
 from cove.image.canonical import canonical_json
-from cove.image.layer_diff import diff_tar
 from cove.image.layers import LayerStore, pid_alive
 from cove.image.media_types import (
     DOCKER_FOREIGN_LAYER_GZIP,
@@ -182,6 +179,8 @@ def layer_from_upper(
             return None
     except OSError as exc:
         raise BuildError(f"cannot read the step's changes at {upper}: {exc.strerror}") from exc
+    from cove.image.layer_diff import diff_tar  # (only a step that made changes needs it)
+
     with tempfile.TemporaryFile(dir=store.tmp_dir) as layer_file:
         summary = diff_tar(lowers, upper, layer_file, mtime_clamp=mtime)
         layer_file.seek(0)
@@ -229,6 +228,8 @@ def prune_placeholders(upper: str, lowers: list[str], points: set[str]) -> None:
     points (`points`) where the image has nothing, then the directories that were copied
     up or made only to hold them (empty, not opaque, and the same mode as the image's when
     the image has them)."""
+    from cove.engine.container_diff import LayersView
+
     view = LayersView(lowers)
     upper_fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     parents: set[str] = set()
@@ -315,7 +316,7 @@ class MountedImage:
                 folders = LayerStore(os.path.join(root, "layers")).ensure(store, record)
                 lower_dirs = list(reversed(folders))
         self._snapshots = _snapshots(root)
-        self.key = f"{SNAPSHOT_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:16]}"
+        self.key = f"{SNAPSHOT_PREFIX}{os.getpid()}-{os.urandom(8).hex()}"
         mount = self._snapshots.prepare(self.key, lower_dirs)
         self.upper = mount.upperdir
         self.lowers = list(mount.lowerdirs)

@@ -29,7 +29,6 @@ import hashlib
 import os
 import posixpath
 import select
-import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ from cove.image.store import ImageStore
 
 TAIL_BYTES = 4096
 TAIL_LINES = 10
-NETWORKS = {"default": "bridge", "none": "none", "host": "host"}
 BUILD_LABEL = "io.cove.build.pid"  # on RUN containers: the builder's pid (see build.py)
 
 
@@ -275,5 +273,24 @@ def run_step(
                 warn(f"cannot remove the build container {record.short_id}: {exc}")
 
 
-def remove_scripts(folder: str) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+def remove_stale_containers(root: str) -> None:
+    """The RUN containers of builds killed mid-way (their label names the builder's pid)."""
+    if not os.path.exists(os.path.join(root, "containers.db")):
+        return
+    service = ContainerService(root)
+    for record in service.list(all_containers=True):
+        labels = record.config.get("labels") or {}
+        owner = str(labels.get(BUILD_LABEL, "")) if isinstance(labels, dict) else ""
+        if not owner.isdigit() or int(owner) == os.getpid():
+            continue
+        try:
+            os.kill(int(owner), 0)
+            continue  # that build still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            service.remove(record.id, force=True, volumes=True)
+        except CoveError:
+            continue

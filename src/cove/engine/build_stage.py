@@ -22,8 +22,8 @@ import dataclasses
 import json
 import os
 import posixpath
+import shutil
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -41,7 +41,6 @@ from cove.engine.build_layers import (
     scratch_image,
     store_image,
 )
-from cove.engine.build_run import NETWORKS, remove_scripts, run_argv, run_mounts, run_step
 from cove.engine.build_sources import SourceRoot, content_hash
 from cove.errors import BuildError, CoveError, DockerfileError
 from cove.image.build import BuildPlan, StagePlan, StageScope, parse_instruction
@@ -69,6 +68,7 @@ from cove.image.build.instructions import (
 from cove.image.store import ImageStore
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+RUN_NETWORKS = {"default": "bridge", "none": "none", "host": "host"}  # RUN --network -> engine
 #: (reference, platform, line) -> the id of that image, pulled when it is not here
 BaseImage = Callable[[str, str | None, int], str]
 
@@ -110,6 +110,8 @@ class BuildState:
     base_image: BaseImage  # (reference, platform, line) -> id
     results: dict[int, StageResult] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    run_lock: threading.Lock = field(default_factory=threading.Lock)
+    stale_swept: bool = False  # the RUN containers of killed builds, at the first RUN step
 
     @property
     def file(self) -> str:
@@ -417,7 +419,7 @@ class StageBuilder:
         config = self.image.execution
         shell = list(config.get("Shell") or DEFAULT_SHELL)
         wanted = instruction.network if instruction.network not in (None, "default") else None
-        network = NETWORKS[wanted or state.network]
+        network = RUN_NETWORKS[wanted or state.network]
         if instruction.security == "insecure":
             raise DockerfileError("RUN --security=insecure is not supported by cove build",
                                   file=state.file, line=instruction.line)  # fmt: skip
@@ -441,7 +443,14 @@ class StageBuilder:
                     "sources": sources}  # fmt: skip
         if self._cached(material):
             return
-        scripts = os.path.join(state.scratch_dir, f"heredoc-{uuid.uuid4().hex[:12]}")
+        # Only a step that runs loads the container engine: a cached build never does.
+        from cove.engine.build_run import remove_stale_containers, run_argv, run_mounts, run_step
+
+        with state.run_lock:
+            if not state.stale_swept:
+                remove_stale_containers(state.root)
+                state.stale_swept = True
+        scripts = os.path.join(state.scratch_dir, f"heredoc-{os.urandom(6).hex()}")
         try:
             argv, script_mounts = run_argv(instruction, shell, scripts)
             image_id = self._stored_id()
@@ -461,7 +470,7 @@ class StageBuilder:
                     file=state.file, line=instruction.line,
                 )  # fmt: skip
         finally:
-            remove_scripts(scripts)
+            shutil.rmtree(scripts, ignore_errors=True)
         shown = [*shell, instruction.shell_text()] if instruction.heredocs else argv
         args = self.scope.arg_pairs()
         prefix = [f"|{len(args)}", *(f"{k}={v}" for k, v in args)] if args else []
@@ -483,9 +492,9 @@ class StageBuilder:
                 source = MountedImage(state.root, state.store, from_id)
                 stack.callback(source.close)
                 root = stack.enter_context(SourceRoot(source.path, context=False))
-            downloads = os.path.join(state.scratch_dir, f"add-{uuid.uuid4().hex[:12]}")
+            downloads = os.path.join(state.scratch_dir, f"add-{os.urandom(6).hex()}")
             os.makedirs(downloads, mode=0o700, exist_ok=True)
-            stack.callback(remove_scripts, downloads)
+            stack.callback(shutil.rmtree, downloads, ignore_errors=True)
             job = build_copy.prepare(instruction, root=root, workdir=workdir,
                                      download_dir=downloads, file=state.file)  # fmt: skip
             if from_id is None and self._cached(
