@@ -38,6 +38,10 @@ from cove.engine.volumes import VolumeHold, volume_service
 from cove.errors import CoveError, InvalidState, NoSuchContainer, RuntimeFailed
 from cove.image.snapshot import choose_snapshotter
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.oci_runtime_api import OCIRuntime
+
 LOST_EXIT_CODE = 255  # docker's code for "the exit status could not be known"
 LOST_MONITOR = "the container's monitor died: its exit status is unknown"
 
@@ -84,7 +88,7 @@ def start_container(
             exit_command=[*cove_command(), "--root", root, "container", "cleanup", record.id],
             health_interval_ms=health, health_command=health_command if health else (),
             loopback=network.own_namespace(network.network_mode(record.config)),
-        ))  # fmt: skip
+        ), meanwhile=lambda: _load_what_follows(runtime, plan is not None))  # fmt: skip
     except BaseException:
         volumes_held.close()
         volume_service(store).release(record)
@@ -128,6 +132,17 @@ def start_container(
         _finish(store, root, record, LOST_EXIT_CODE, oom=False, error_text="start failed")
         raise
     return record, client
+
+
+def _load_what_follows(runtime: OCIRuntime, networks: bool) -> None:
+    """While the runtime creates the container in another process: the modules that the
+    start, the network's plug and the exit load, loaded on this core meanwhile."""
+    runtime.preload()
+    if networks:
+        from cove.engine.network import attach as network
+
+        network.preload()
+    import cove.engine.container_logs  # noqa: F401  (the exit's timestamps)
 
 
 def _without_error(settings: Mapping[str, Any]) -> dict[str, Any]:

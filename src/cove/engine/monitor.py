@@ -178,10 +178,14 @@ class MonitorOptions:
     loopback: bool = False
 
 
-def launch(runtime: OCIRuntime, options: MonitorOptions) -> Launched:
+def launch(
+    runtime: OCIRuntime, options: MonitorOptions, meanwhile: Callable[[], None] | None = None
+) -> Launched:
     """Create the container with a monitor as its parent (see the module docstring). A
     caller with threads (the API server) must not fork: it launches through a fresh
-    interpreter instead (cove.engine.monitor_spawn)."""
+    interpreter instead (cove.engine.monitor_spawn). `meanwhile` runs in this process
+    while the runtime creates the container in another (it has a core of its own): it must
+    not touch the container."""
     if _threaded():
         from cove.engine.monitor_spawn import launch_in_subprocess
 
@@ -215,7 +219,16 @@ def launch(runtime: OCIRuntime, options: MonitorOptions) -> Launched:
         for fd in ends:
             os.close(fd)
     try:
-        return _read_sync(sync_r)
+        failure: BaseException | None = None
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException as exc:  # raised once the launch is done, so it can be undone
+                failure = exc
+        launched = _read_sync(sync_r)
+        if failure is not None:
+            raise failure
+        return launched
     finally:
         os.close(sync_r)
 

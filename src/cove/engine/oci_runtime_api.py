@@ -84,6 +84,11 @@ class OCIRuntime(ABC):
     @abstractmethod
     def start(self, container_id: str, *, timeout: float | None = None) -> None: ...
 
+    def preload(self) -> None:
+        """Load what `start` and `delete` will need, ahead of them (see monitor.launch's
+        `meanwhile`); a runtime run as a subprocess needs nothing."""
+        return None
+
     @abstractmethod
     def state(self, container_id: str, *, timeout: float | None = None) -> RuntimeState: ...
 

@@ -67,6 +67,10 @@ class LibraryRuntime(SubprocessRuntime):
             ),
         )
 
+    def preload(self) -> None:
+        import cove.runtime.container_delete
+        import cove.runtime.container_start  # noqa: F401
+
     def start(self, container_id: str, *, timeout: float | None = None) -> None:
         from cove.runtime.container_start import start_container
 

@@ -77,10 +77,12 @@ class Context:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console-script entry point (with `argv`, a call that returns the status)."""
     status = run(sys.argv[1:] if argv is None else argv)
     if argv is None:
-        sys.stdout.flush()
-        raise SystemExit(status)
+        from cove.cli import leave
+
+        leave(status)
     return status
 
 

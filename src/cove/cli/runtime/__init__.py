@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from cove.cli import leave
 from cove.errors import CoveError, InvalidArgument
 from cove.oci.data import Data
 
@@ -62,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     status = run(sys.argv[1:] if argv is None else argv)
     if argv is not None:
         return status
-    # Tearing the interpreter down costs milliseconds and frees nothing the kernel would
-    # not; flush what we printed and leave.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    leave(status)
 
 
 def run(args: list[str]) -> int:

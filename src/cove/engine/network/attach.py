@@ -351,6 +351,14 @@ def _update_joined_namespace(record: ContainerRecord, path: str) -> None:
         tmp.replace(spec_path)
 
 
+def preload() -> None:
+    """Load what `plug` and `unplug` need, ahead of them (see monitor.launch)."""
+    import cove.engine.network.bridge
+    import cove.engine.network.firewall
+    import cove.engine.network.repair
+    import cove.engine.network.rtnl  # noqa: F401
+
+
 def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, Any]:
     """After the runtime's create (`pid`: the container's init): links, addresses, rules.
     The record's settings to store: "networks" (the endpoints) and "ports" (the published
