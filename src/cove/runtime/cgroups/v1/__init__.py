@@ -3,38 +3,36 @@
 CONTROLLERS maps the kernel's name of each controller to its module's CONTROLLER. Extra
 entry points: freezer.freeze / thaw / is_frozen (pause, resume), memory.oom_count, and
 devices.DEFAULT_ALLOWED_DEVICES (the device rules every container gets, as runc's).
+
+The controllers load when CONTROLLERS is first read, so a caller that needs one module
+(the freezer's thaw at every delete) loads only that one.
 """
 
 from __future__ import annotations
 
-from cove.runtime.cgroups.v1 import (
-    blkio,
-    cpu,
-    cpuacct,
-    cpuset,
-    devices,
-    freezer,
-    hugetlb,
-    memory,
-    net_cls,
-    net_prio,
-    pids,
-)
+from importlib import import_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cove.runtime.cgroups.controller import Controller
 
-CONTROLLERS: dict[str, Controller] = {
-    "memory": memory.CONTROLLER,
-    "cpu": cpu.CONTROLLER,
-    "cpuacct": cpuacct.CONTROLLER,
-    "cpuset": cpuset.CONTROLLER,
-    "pids": pids.CONTROLLER,
-    "blkio": blkio.CONTROLLER,
-    "hugetlb": hugetlb.CONTROLLER,
-    "net_cls": net_cls.CONTROLLER,
-    "net_prio": net_prio.CONTROLLER,
-    "devices": devices.CONTROLLER,
-    "freezer": freezer.CONTROLLER,
-}
+    CONTROLLERS: dict[str, Controller]
+
+# kernel name -> module of this package (the order controllers are applied in)
+_MODULES = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "hugetlb", "net_cls",
+            "net_prio", "devices", "freezer")  # fmt: skip
+
+
+def controllers() -> dict[str, Controller]:
+    """CONTROLLERS: its modules load on the first call."""
+    found: dict[str, Controller] = {
+        kernel: import_module(f"{__name__}.{kernel}").CONTROLLER for kernel in _MODULES
+    }
+    globals()["CONTROLLERS"] = found
+    return found
+
+
+def __getattr__(name: str) -> object:
+    if name != "CONTROLLERS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return controllers()

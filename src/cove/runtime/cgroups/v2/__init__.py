@@ -9,20 +9,10 @@ override the converted ones.
 from __future__ import annotations
 
 import os
+from importlib import import_module
 
 from cove.errors import CgroupError
-from cove.runtime.cgroups.v2 import (
-    _files,
-    cpu,
-    cpuset,
-    devices,
-    freezer,
-    hugetlb,
-    io,
-    memory,
-    pids,
-    unified,
-)
+from cove.runtime.cgroups.v2 import _files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,17 +20,26 @@ if TYPE_CHECKING:
 
     from cove.runtime.cgroups.controller import Controller
 
-CONTROLLERS: dict[str, Controller] = {
-    "cpuset": cpuset.CONTROLLER,
-    "cpu": cpu.CONTROLLER,
-    "memory": memory.CONTROLLER,
-    "pids": pids.CONTROLLER,
-    "io": io.CONTROLLER,
-    "hugetlb": hugetlb.CONTROLLER,
-    "devices": devices.CONTROLLER,
-    "freezer": freezer.CONTROLLER,
-    "unified": unified.CONTROLLER,
-}
+    CONTROLLERS: dict[str, Controller]
+
+# name -> module of this package; "unified" last (its raw values override the converted)
+_MODULES = ("cpuset", "cpu", "memory", "pids", "io", "hugetlb", "devices", "freezer", "unified")
+
+
+def controllers() -> dict[str, Controller]:
+    """CONTROLLERS: its modules load on the first call (a caller that needs one module,
+    as the freezer's thaw at every delete, loads only that one)."""
+    found: dict[str, Controller] = {
+        key: import_module(f"{__name__}.{key}").CONTROLLER for key in _MODULES
+    }
+    globals()["CONTROLLERS"] = found
+    return found
+
+
+def __getattr__(name: str) -> object:
+    if name != "CONTROLLERS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return controllers()
 
 
 def _words(path: str, name: str) -> set[str]:
