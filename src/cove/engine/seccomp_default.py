@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +171,7 @@ _SCMP_TO_ARCH = {
 
 def go_arch(machine: str | None = None) -> str:
     """This machine's architecture as Docker names it ("amd64", "arm64", ...)."""
-    raw = machine or platform.machine()
+    raw = machine or os.uname().machine
     return _MACHINES.get(raw, raw)
 
 

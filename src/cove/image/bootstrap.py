@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 import threading
 import time
 from typing import Any
@@ -198,6 +197,8 @@ def write_policy_rc_d(root: str) -> None:
 
 
 def _skeleton(host_root: str, host_dirs: list[str]) -> bytes:
+    import tarfile  # (not at the top: every run of a bootstrap image reads host_binds)
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         names = sorted({*EMPTY_DIRS, *host_dirs, "var", "usr", os.path.dirname(POLICY_RC_D_PATH)})
@@ -222,6 +223,8 @@ def _skeleton(host_root: str, host_dirs: list[str]) -> bytes:
 
 def _host_dirs_tar(host_root: str, host_dirs: list[str]) -> _PipeReader:
     """A tar of the host's folders, produced by a thread into a pipe (no temporary copy)."""
+    import tarfile
+
     read_end, write_end = os.pipe()
     reader = os.fdopen(read_end, "rb")
     failure: list[BaseException] = []
