@@ -83,6 +83,13 @@ def entries() -> list[firewall.SetEntry]:
     return firewall.set_entries(firewall.table_listing())
 
 
+def gone(bridge: str) -> bool:
+    """The bridge is deleted, once the background deletion (which holds the host lock until
+    the kernel is done) has finished."""
+    with hostwide.host_lock():
+        return not Path(f"/sys/class/net/{bridge}").exists()
+
+
 def about(bridge: str, subnet: IPv4Network | None = None) -> list[firewall.SetEntry]:
     """The set elements that name `bridge` (or are `subnet`)."""
     return [e for e in entries() if e.bridge == bridge or (subnet and e.text == str(subnet))]
@@ -184,7 +191,7 @@ def test_a_networks_set_elements_go_with_its_bridge_while_the_table_stays(
     mine = about(bridge, subnet)
     assert {e.set for e in mine} == {"bridges", "hairpin", "nat_subnets"}, mine
     ok(one, "rm", "-f", "c1")
-    assert not Path(f"/sys/class/net/{bridge}").exists()
+    assert gone(bridge)
     assert about(bridge, subnet) == []
     # `network disconnect` of its last container
     run_d(one, "--name", "c2", "bb:1", "sleep", "600")
@@ -193,7 +200,7 @@ def test_a_networks_set_elements_go_with_its_bridge_while_the_table_stays(
     ok(one, "network", "connect", "n2", "c2")
     assert len(about(bridge, subnet)) == 3
     ok(one, "network", "disconnect", "n2", "c2")
-    assert not Path(f"/sys/class/net/{bridge}").exists()
+    assert gone(bridge)
     assert about(bridge, subnet) == []
     # `network rm`: what an unplug killed before it took the elements left
     add_elements(one, bridge, str(subnet))
@@ -230,7 +237,7 @@ def test_system_check_of_a_root_sees_only_its_own(roots: tuple[Path, Path]) -> N
     assert found.count("\n") == 4, found  # the three, and the summary line
     check(one, "--repair")
     assert check(one) == "nothing to repair\n"
-    assert not Path(f"/sys/class/net/{idle_one}").exists()
+    assert gone(idle_one)
     assert about("cv-0000000000a1", IPv4Network("10.213.251.0/30")) == []
     # two's are all there still, and its own check finds its leftovers
     assert Path(f"/sys/class/net/{idle_two}").exists()
