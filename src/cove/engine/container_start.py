@@ -40,6 +40,7 @@ from cove.image.snapshot import choose_snapshotter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cove.engine.monitor_ahead import LauncherAhead
     from cove.engine.oci_runtime_api import OCIRuntime
 
 LOST_EXIT_CODE = 255  # docker's code for "the exit status could not be known"
@@ -53,10 +54,11 @@ def start_container(
     *,
     attach: bool = False,
     warn: Callable[[str], None] | None = None,
+    launcher: LauncherAhead | None = None,
 ) -> tuple[ContainerRecord, AttachClient | None]:
     """Start `record` (the caller holds its lock). With `attach`, an attach client is
     connected (and has handed off the clean-up) before init is released, so no output is
-    missed; the caller pumps it."""
+    missed; the caller pumps it. `launcher`: an F forked ahead (monitor.launch)."""
     if not record.bundle:  # a bundle "" would be the current folder
         raise InvalidState(
             f"container {record.short_id} was not completely created (its create was "
@@ -78,22 +80,27 @@ def start_container(
     volumes_held = VolumeHold(None)
     from cove.engine.network import attach as network
 
-    plan = None
+    plans: list[network.Plan | None] = []
+
+    def meanwhile() -> None:  # while the runtime creates the container (monitor.launch)
+        plans.append(network.prepare(root, store, record))  # leases, /etc/hosts
+        _load_what_follows(runtime, plans[0] is not None)
+
     try:
         volumes_held = volume_service(store).hold_for_start(record)  # mounted until "running"
-        plan = network.prepare(root, store, record)  # leases, /etc/hosts (links come later)
+        network.join_namespace(store, record)
         launched = launch(runtime, MonitorOptions(
             container_id=record.id, bundle=Path(record.bundle), container_dir=container_dir,
             tty=settings.tty, stdin=settings.stdin, log_max_size=size, log_max_file=files,
             exit_command=[*cove_command(), "--root", root, "container", "cleanup", record.id],
             health_interval_ms=health, health_command=health_command if health else (),
             loopback=network.own_namespace(network.network_mode(record.config)),
-        ), meanwhile=lambda: _load_what_follows(runtime, plan is not None))  # fmt: skip
+        ), meanwhile=meanwhile, ahead=launcher)  # fmt: skip
     except BaseException:
         volumes_held.close()
         volume_service(store).release(record)
         _delete_quietly(runtime, record.id)
-        if plan is not None:
+        if plans and plans[0] is not None:
             network.unplug(root, record.id, ports=False)
         snapshots.unmount(record.rootfs)
         raise
@@ -110,6 +117,7 @@ def start_container(
         settings={**_without_error(record.settings), "boot_id": boot_id()},
     )  # fmt: skip
     volumes_held.close()
+    plan = plans[0]
     client = None
     try:
         if plan is not None:  # init waits on its exec FIFO: plug its namespace in

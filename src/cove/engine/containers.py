@@ -32,6 +32,10 @@ from cove.engine.oci_runtime import runtime_for
 from cove.engine.state import ContainerRecord, ContainerStore
 from cove.errors import InvalidState, MonitorError, NoSuchContainer, RuntimeFailed
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.monitor_ahead import LauncherAhead
+
 
 class ContainerService:
     def __init__(self, root: str) -> None:
@@ -123,10 +127,12 @@ class ContainerService:
         warn: Callable[[str], None] | None = None,
         before_start: Callable[[ContainerRecord], None] | None = None,
         console_size: tuple[int, int] | None = None,
+        launcher: LauncherAhead | None = None,
     ) -> tuple[ContainerRecord, AttachClient | None]:
         """create + start; the caller pumps the attach client and then calls `finish`.
         `before_start` sees the created container (`run --explain` prints its steps);
-        `console_size` is the caller's terminal (rows, columns) for `-t`."""
+        `console_size` is the caller's terminal (rows, columns) for `-t`; `launcher`, one
+        forked ahead for the start (cove.engine.monitor_ahead)."""
         record = create_container(
             self.store, self.root, image, options, settings, name=name, runtime=runtime,
             warn=warn, keep_mounted=True, console_size=console_size,
@@ -136,7 +142,8 @@ class ContainerService:
             if before_start is not None:
                 before_start(record)
             with self.store.lock(record.id):
-                return start_container(self.store, self.root, record, attach=attach, warn=warn)
+                return start_container(self.store, self.root, record, attach=attach, warn=warn,
+                                       launcher=launcher)  # fmt: skip
         except BaseException:
             try:
                 self.remove(record.id, force=True, volumes=True)  # its own anonymous volumes

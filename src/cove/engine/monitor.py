@@ -42,6 +42,10 @@ from pathlib import Path
 from cove.engine.oci_runtime_api import OCIRuntime
 from cove.errors import CoveError, MonitorError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.monitor_ahead import LauncherAhead
+
 MONITOR_ENV = "COVE_MONITOR"
 INSTALLED_MONITOR = "/usr/local/libexec/cove/cove-monitor"
 # Attach sockets live under a short folder: a unix socket path is at most 107 bytes, and
@@ -179,19 +183,43 @@ class MonitorOptions:
 
 
 def launch(
-    runtime: OCIRuntime, options: MonitorOptions, meanwhile: Callable[[], None] | None = None
+    runtime: OCIRuntime,
+    options: MonitorOptions,
+    meanwhile: Callable[[], None] | None = None,
+    ahead: LauncherAhead | None = None,
 ) -> Launched:
     """Create the container with a monitor as its parent (see the module docstring). A
     caller with threads (the API server) must not fork: it launches through a fresh
     interpreter instead (cove.engine.monitor_spawn). `meanwhile` runs in this process
     while the runtime creates the container in another (it has a core of its own): it must
-    not touch the container."""
+    not touch the container. `ahead`: an F forked when the command began (see
+    cove.engine.monitor_ahead), told to go on now."""
     if _threaded():
         from cove.engine.monitor_spawn import launch_in_subprocess
 
+        if meanwhile is not None:  # (first: the fork server's launch is one call)
+            meanwhile()
         return launch_in_subprocess(runtime, options)
-    binary = monitor_binary()
     os.makedirs(SOCKET_DIR, mode=0o700, exist_ok=True)
+    sync_r = ahead.go(runtime, options) if ahead is not None else _fork_f(runtime, options)
+    try:
+        failure: BaseException | None = None
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException as exc:  # raised once the launch is done, so it can be undone
+                failure = exc
+        launched = _read_sync(sync_r)
+        if failure is not None:
+            raise failure
+        return launched
+    finally:
+        os.close(sync_r)
+
+
+def _fork_f(runtime: OCIRuntime, options: MonitorOptions) -> int:
+    """Steps 1-2: the pipes, F0 and F; returns the sync pipe's read end."""
+    binary = monitor_binary()
     sync_r, sync_w = os.pipe()
     ends: list[int] = []  # the fds F needs; closed in E once F has them
     try:
@@ -209,28 +237,19 @@ def launch(
             try:
                 if os.fork() == 0:  # F
                     os.close(sync_r)
-                    _become_monitor(runtime, options, binary, sync_w,
-                                    (out_r, out_w, err_r, err_w, in_r, in_w))  # fmt: skip
+                    become_monitor(runtime, options, binary, sync_w,
+                                   (out_r, out_w, err_r, err_w, in_r, in_w))  # fmt: skip
             finally:
                 os._exit(0)
         os.waitpid(first, 0)
+    except BaseException:
+        os.close(sync_r)
+        raise
     finally:
         os.close(sync_w)
         for fd in ends:
             os.close(fd)
-    try:
-        failure: BaseException | None = None
-        if meanwhile is not None:
-            try:
-                meanwhile()
-            except BaseException as exc:  # raised once the launch is done, so it can be undone
-                failure = exc
-        launched = _read_sync(sync_r)
-        if failure is not None:
-            raise failure
-        return launched
-    finally:
-        os.close(sync_r)
+    return sync_r
 
 
 def _threaded() -> bool:
@@ -312,14 +331,15 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _become_monitor(
+def become_monitor(
     runtime: OCIRuntime,
     options: MonitorOptions,
     binary: str,
     sync_w: int,
     pipes: tuple[int, int, int, int, int, int],
 ) -> None:
-    """Process F: create the container, then exec the monitor. Never returns."""
+    """Process F: create the container, then exec the monitor. Never returns. Pipe ends
+    of -1 are not there (a tty; no stdin)."""
     out_r, out_w, err_r, err_w, in_r, in_w = pipes
 
     def say(line: str) -> None:
@@ -332,7 +352,8 @@ def _become_monitor(
 
     try:
         say(f"f {os.getpid()}")
-        os.setsid()
+        if os.getsid(0) != os.getpid():  # (an F forked ahead made its session already)
+            os.setsid()
         from cove.sys.constants import PR_SET_CHILD_SUBREAPER
         from cove.sys.linux import LinuxSyscalls
 

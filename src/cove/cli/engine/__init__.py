@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.monitor_ahead import LauncherAhead
+
 # command -> (module, one-line help). Aliases map to the same module, as docker's do.
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("container_attach", "connect to a running container's stdio"),
@@ -59,6 +63,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wait": ("container_wait", "wait for containers to stop, print their exit codes"),
 }
 
+# Commands that start a container: its launcher is forked as they begin, to load the
+# runtime on another core while they load the engine (cove.engine.monitor_ahead).
+LAUNCHES_AHEAD = frozenset({"run"})
 DEFAULT_ROOT = "/var/lib/cove"
 USAGE_ERROR = 125
 REQUEST_FAILED = 1
@@ -70,6 +77,8 @@ class Context:
     def __init__(self, root: str, debug: bool) -> None:
         self.root = root
         self.debug = debug
+        # `run`'s launcher, forked before the command loads (cove.engine.monitor_ahead)
+        self.launcher: LauncherAhead | None = None
 
     @property
     def images_dir(self) -> str:
@@ -119,7 +128,15 @@ def run(args: list[str]) -> int:
 
 def dispatch(name: str, args: list[str], context: Context) -> int:
     module_name, summary = COMMANDS[name]
-    return run_module(module_name, f"cove {name}", summary, args, context)
+    if name in LAUNCHES_AHEAD:
+        from cove.engine.monitor_ahead import LauncherAhead
+
+        context.launcher = LauncherAhead.fork()
+    try:
+        return run_module(module_name, f"cove {name}", summary, args, context)
+    finally:
+        if context.launcher is not None:
+            context.launcher.close()
 
 
 def run_module(module_name: str, prog: str, summary: str, args: list[str], context: Context) -> int:

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         record, client = service.run(
             args.image, options, settings, name=args.name, runtime=args.runtime,
             attach=not args.detach, warn=warn, before_start=before_start,
-            console_size=terminal_size() if args.tty else None,
+            console_size=terminal_size() if args.tty else None, launcher=context.launcher,
         )  # fmt: skip
     except CoveError as exc:
         sys.stderr.write(f"cove: {exc}\n")

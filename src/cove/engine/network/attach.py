@@ -285,14 +285,20 @@ def on_user_network(networks: object) -> bool:
     return False
 
 
-def prepare(root: str, store: ContainerStore, record: ContainerRecord) -> Plan | None:
-    """Before the runtime's create: leases, /etc/hosts, the joined namespace's path. None
-    when the container has no networks of its own (none, host, container:NAME)."""
-    mode = network_mode(record.config)
-    if mode.startswith(CONTAINER_PREFIX):
+def join_namespace(store: ContainerStore, record: ContainerRecord) -> None:
+    """Before the runtime's create, with --network container:NAME: the path of NAME's
+    namespace (NAME's init may have changed since create) into the spec."""
+    if network_mode(record.config).startswith(CONTAINER_PREFIX):
         _update_joined_namespace(record, joined_namespace(store, record.config))
-        return None
-    if not has_networks(record):
+
+
+def prepare(root: str, store: ContainerStore, record: ContainerRecord) -> Plan | None:
+    """Before `plug`: leases, /etc/hosts and resolv.conf. It may run while the runtime
+    creates the container: the files exist since create, the runtime bind mounts them,
+    and they are rewritten in place (the mounts see the new text) before init runs.
+    None when the container has no networks of its own (none, host, container:NAME)."""
+    mode = network_mode(record.config)
+    if mode.startswith(CONTAINER_PREFIX) or not has_networks(record):
         return None
     from cove.engine.network.networks import NetworkService
     from cove.engine.network.ports import PortBinding
