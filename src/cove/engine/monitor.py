@@ -25,6 +25,10 @@ How a container gets its monitor (`launch`):
           E            reads sync: "warning: ..." lines, then the pid, or "error: WHY"
                        (F failed: its create undid itself; E undoes the rest)
     7     E            (attaches, then) runtime start
+
+`cove run` forks F when the command begins (cove.engine.monitor_ahead): F loads the
+runtime on the second core meanwhile, and `launch` only hands it the options. While F
+works, E runs the caller's `meanwhile` (the network's leases, what the start loads).
 """
 
 from __future__ import annotations
