@@ -148,14 +148,29 @@ def test_rmi_of_an_image_a_container_uses_is_a_conflict(
     created = api.cove("create", "--name", "user-of-used", "used:1", "/hello")
     assert created.returncode == 0, created.stderr
     res = docker("rmi", "used:1")
-    assert res.returncode == 1 and "being used by" in res.stderr, res.stderr
+    assert res.returncode == 1 and "(must force) - container" in res.stderr, res.stderr
     with pytest.raises(docker_errors.APIError) as raised:
         client.images.remove("used:1")
     assert raised.value.status_code == 409
-    assert api.cove("rm", "user-of-used").returncode == 0
-    res = docker("rmi", "used:1")
+    image_id = client.images.get("used:1").id
+    res = docker("image", "rm", image_id)  # by id: the same conflict
+    assert res.returncode == 1 and "being used by" in res.stderr, res.stderr
+    # forced, as Docker: the name goes, the image stays (nameless) for its container
+    res = docker("tag", "used:1", "used:2")
     assert res.returncode == 0, res.stderr
-    assert "Untagged: used:1" in res.stdout and "Deleted: sha256:" in res.stdout
+    res = docker("rmi", "-f", "used:1")
+    assert res.returncode == 0, res.stderr
+    assert "Untagged: used:1" in res.stdout and "Deleted" not in res.stdout
+    assert client.images.get(image_id).tags == ["used:2"]
+    res = docker("rmi", "-f", image_id)  # by id: every name goes
+    assert res.returncode == 0 and "Untagged: used:2" in res.stdout, res.stderr
+    assert client.images.get(image_id).tags == []
+    shown = api.cove("inspect", "--format", "{{.Image}}", "user-of-used")
+    assert shown.stdout.strip() == image_id  # its container keeps its image
+    assert api.cove("rm", "user-of-used").returncode == 0
+    res = docker("rmi", image_id)
+    assert res.returncode == 0, res.stderr
+    assert "Deleted: sha256:" in res.stdout
 
 
 def test_image_prune_removes_dangling_images(

@@ -165,11 +165,38 @@ class ImageService:
         if reference.digest is not None:
             raise InvalidArgument(f"refusing to tag with a digest reference: {target}")
         with self._store() as store:
-            return store.tag(store.resolve(source), str(reference))
+            record = store.resolve(source)
+            tagged = store.tag(record, str(reference))
+        self._event("tag", str(record.id), reference.familiar())
+        return tagged
+
+    def _event(self, action: str, image_id: str, name: str = "") -> None:
+        """dockerd's image events: tag names the new reference; untag and delete name the
+        image by its id."""
+        from cove.engine import events
+
+        events.emit_object(self.root, "image", action, image_id, name=name or image_id)
+
+    def _announce(self, image_id: str, removed: Removed) -> Removed:
+        for _ in removed.untagged:
+            self._event("untag", image_id)
+        if removed.deleted:
+            self._event("delete", image_id)
+        return removed
 
     def remove(self, term: str, force: bool = False) -> Removed:
+        """As `docker rmi` (see `_remove`), with its events."""
+        with self._store() as store:
+            image_id = str(store.resolve(term).id)
+        return self._announce(image_id, self._remove(term, force))
+
+    def _remove(self, term: str, force: bool = False) -> Removed:
         """As `docker rmi`: a name is untagged; the image goes when no name is left (or
-        when given by id: then it must have one name, or force)."""
+        when given by id: then it must have one name, or force). An image a container uses
+        stays: without force that is a conflict; with force, as Docker, its names go (the
+        one given, or all of them for an id) and the image stays, nameless, while it is
+        used (Docker deletes one that only stopped containers use; cove keeps it: it holds
+        their layers)."""
         with self._store() as store:
             record = store.resolve(term)
             by_name = _is_name_of(term, record)
@@ -181,6 +208,17 @@ class ImageService:
                 )
             if not (by_name and len(record.names) > 1):
                 users = self.containers_using(str(record.id))
+                if users and force:
+                    names = [term] if by_name else [str(n) for n in record.names]
+                    for name in names:
+                        store.untag(name)
+                    return Removed(tuple(_familiar_of(n) for n in names), ())
+                if users and by_name:
+                    raise ImageInUse(
+                        f'conflict: unable to remove repository reference "{term}" (must '
+                        f"force) - container {users[0][:12]} is using its referenced image "
+                        f"{record.short_id}"
+                    )
                 if users:
                     raise ImageInUse(
                         f"conflict: unable to delete {record.short_id}: image is being used by "
@@ -253,9 +291,9 @@ class ImageService:
                 before = sum(store.blob_size(d) for d in store.blobs())
                 removal = store.remove(record)
                 reclaimed += before - sum(store.blob_size(d) for d in store.blobs())
-                removed.append(Removed(
+                removed.append(self._announce(str(removal.image.id), Removed(
                     tuple(name.familiar() for name in removal.untagged), (str(removal.image.id),)
-                ))  # fmt: skip
+                )))  # fmt: skip
             reclaimed += _remove_orphan_blobs(store)
             self._layers().prune(store)
         return removed, reclaimed
