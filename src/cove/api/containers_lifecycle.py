@@ -38,16 +38,27 @@ async def start(request: web.Request) -> web.Response:
             raise Conflict("cannot start a paused container, try unpause instead")
         try:
             s.containers.start(record.id)
-        except CoveError:
+        except CoveError as exc:
             if record.settings.get("auto_remove"):
                 # Docker removes an AutoRemove container whose start failed (`docker run
                 # --rm` waits for that removal before it reports the error)
                 with contextlib.suppress(CoveError):
                     s.containers.remove(record.id, force=True, volumes=True)
+            if _command_cannot_run(str(exc)):
+                raise BadParameter(str(exc)) from None
             raise
 
     await call(request, action)
     return web.Response(status=204)
+
+
+def _command_cannot_run(message: str) -> bool:
+    """A start that failed on the container's command (not found, not executable): 400, as
+    dockerd answers it (its CLI then exits 127 or 126, by these words)."""
+    lowered = message.lower()
+    return any(words in lowered for words in ("executable file not found",
+                                              "no such file or directory",
+                                              "permission denied"))  # fmt: skip
 
 
 def _stop_args(request: web.Request) -> tuple[int | None, str | None]:
