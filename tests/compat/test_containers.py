@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker import errors as docker_errors  # type: ignore[import-untyped]
 
 from tests.compat.conftest import ApiServer, DockerCli
 
@@ -254,7 +255,9 @@ def test_cli_run_rm_foreground_exit_status(api: ApiServer, docker: DockerCli) ->
     assert ok(api.cove("ps", "-a", "--format", "{{.Status}}")).startswith("Exited (4)")
 
 
-def test_cli_run_rm_failed_start_removes_the_container(api: ApiServer, docker: DockerCli) -> None:
+def test_cli_run_rm_failed_start_removes_the_container(
+    api: ApiServer, docker: DockerCli, client: Any
+) -> None:
     """A start that fails removes an AutoRemove container (Docker's), which the CLI's
     wait?condition=removed waits for; the CLI maps "not found" to 127."""
     res = docker("run", "--rm", "bb:1", "no-such-command", timeout=30)
@@ -264,6 +267,9 @@ def test_cli_run_rm_failed_start_removes_the_container(api: ApiServer, docker: D
     res = docker("run", "-d", "--name", "keeps", "bb:1", "no-such-command", timeout=30)
     assert res.returncode == 127
     assert cove_status(api, "keeps") == "created"  # without --rm it stays, as in Docker
+    with pytest.raises(docker_errors.APIError) as raised:
+        client.api.start("keeps")
+    assert raised.value.status_code == 400  # the command cannot run: dockerd's bad parameter
 
 
 def test_cli_stop_and_start_when_already_so(api: ApiServer, docker: DockerCli) -> None:

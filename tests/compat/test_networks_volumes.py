@@ -122,6 +122,27 @@ def test_containers_on_a_network_reach_each_other_by_name(
     assert res.returncode == 0 and "eth1" not in res.stdout, res.stdout + res.stderr
 
 
+def test_run_on_two_networks_at_once(api: ApiServer, docker: DockerCli) -> None:
+    """`docker run --network a --network b` (API 1.44: both in EndpointsConfig at create):
+    the container is on both, reachable by name on each; the default bridge does not mix
+    with user networks."""
+    for name in ("front", "back"):
+        assert docker("network", "create", name).returncode == 0
+    res = docker("run", "-d", "--network", "front", "--network", "back", "--name", "both",
+                 "bb:1", "sh", "-c", HTTPD)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    inspected = docker("inspect", "both")
+    assert inspected.returncode == 0, inspected.stderr
+    shown = json.loads(inspected.stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(shown) == {"front", "back"}, shown
+    for name in ("front", "back"):
+        res = docker("run", "--rm", "--network", name, "bb:1", "sh", "-c", get("http://both/"),
+                     timeout=90)  # fmt: skip
+        assert res.returncode == 0 and res.stdout == "hello-over-api\n", res.stderr
+    res = docker("run", "--rm", "--network", "bridge", "--network", "front", "bb:1", "true")
+    assert res.returncode != 0 and "non-user-defined" in res.stderr, res.stderr
+
+
 def test_sdk_networks(api: ApiServer, client: Any) -> None:
     network = client.networks.create(
         "sdknet", driver="bridge", labels={"made-by": "sdk"},

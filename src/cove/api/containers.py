@@ -69,7 +69,8 @@ async def create(request: web.Request) -> web.Response:
                     f"{found.get('Os')}/{found.get('Architecture')}"
                 )
         record = s.containers.create(wanted.image, wanted.options, wanted.settings, name=name,
-                                     runtime=wanted.runtime, warn=warnings.append)  # fmt: skip
+                                     runtime=wanted.runtime, warn=warnings.append,
+                                     console_size=wanted.console_size)  # fmt: skip
         return record.id
 
     try:

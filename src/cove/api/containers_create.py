@@ -50,6 +50,7 @@ class CreateRequest:
     settings: ApiRunSettings
     runtime: str = "cove"
     warnings: list[str] = field(default_factory=list)
+    console_size: tuple[int, int] | None = None  # HostConfig.ConsoleSize [height, width]
 
 
 # --- reading JSON values strictly ----------------------------------------------------------
@@ -358,27 +359,26 @@ def _network(host: Json, networking: Json, config: Json, options: CreateOptions,
         mode = "none"
     endpoints = _obj(networking.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
     named = [key for key in endpoints if key not in DEFAULT_NETWORKS]
-    if mode in ("", "default") and len(named) == 1:
-        mode = named[0]  # a create that names one network and no mode: that network
+    if mode in ("", "default") and named:
+        mode = named[0]  # a create that names networks and no mode: the first of them
     mode = "bridge" if mode in ("", "default") else mode
     options.network = mode
-    extra = [key for key in endpoints if key != mode
-             and not (mode == "bridge" and key in DEFAULT_NETWORKS)]  # fmt: skip
-    if extra:
-        raise BadParameter(
-            "Container cannot be connected to network endpoints: "
-            + ", ".join([mode, *extra])
-            + " (cove connects one network at create: connect the others after it)"
-        )
     for key, value in endpoints.items():
         name = f"NetworkingConfig.EndpointsConfig[{key}]"
         endpoint = _obj(value, name)
         ipam = _obj(endpoint.get("IPAMConfig"), f"{name}.IPAMConfig")
-        options.ip = _str(ipam.get("IPv4Address"), f"{name}.IPAMConfig.IPv4Address")
+        address = _str(ipam.get("IPv4Address"), f"{name}.IPAMConfig.IPv4Address")
         if _str(ipam.get("IPv6Address"), "IPv6Address"):
             raise BadParameter(f"{name}.IPAMConfig.IPv6Address is not supported by cove (IPv4 "
                                "only)")  # fmt: skip
-        options.network_aliases = _strings(endpoint.get("Aliases"), f"{name}.Aliases")
+        aliases = _strings(endpoint.get("Aliases"), f"{name}.Aliases")
+        if key == mode or (mode == "bridge" and key in DEFAULT_NETWORKS):
+            options.ip, options.network_aliases = address, aliases
+        else:  # another network (API 1.44): connected at every start, as `network connect`
+            if address:
+                raise BadParameter(f"{name}.IPAMConfig.IPv4Address: cove gives a chosen "
+                                   f"address on the first network only ({mode})")  # fmt: skip
+            options.connect.append({"network": key, "aliases": aliases})
         if _strings(endpoint.get("Links"), f"{name}.Links"):
             raise BadParameter(f"{name}.Links is not supported by cove: legacy links")
         if _str(endpoint.get("MacAddress"), f"{name}.MacAddress"):
@@ -467,9 +467,7 @@ def translate(body: object) -> CreateRequest:
     )  # fmt: skip
     _network(host, networking, config, options, warnings)
     exposed = [port_key(str(key)) for key in _obj(config.get("ExposedPorts"), "ExposedPorts")]
-    if options.publish_all:
-        # -P publishes the ports the request exposes too (the image's: the engine adds them)
-        options.publish += [f"{port}/{protocol}" for port, protocol in exposed]
+    options.expose = [f"{port}/{protocol}" for port, protocol in exposed]  # (-P takes them too)
 
     stop_timeout = config.get("StopTimeout")
     settings = ApiRunSettings(
@@ -488,7 +486,22 @@ def translate(body: object) -> CreateRequest:
         },
     )
     runtime = _str(host.get("Runtime"), "HostConfig.Runtime") or "cove"
-    return CreateRequest(image, options, settings, runtime=runtime, warnings=warnings)
+    return CreateRequest(image, options, settings, runtime=runtime, warnings=warnings,
+                         console_size=_console_size(host.get("ConsoleSize")))  # fmt: skip
+
+
+def _console_size(value: object) -> tuple[int, int] | None:
+    """HostConfig.ConsoleSize [height, width] (API 1.42+): the -t terminal's size from the
+    start ([0, 0] or null: none, the client's resize sets it)."""
+    if value is None:
+        return None
+    sizes = _list(value, "HostConfig.ConsoleSize")
+    if len(sizes) != 2:
+        raise BadParameter("invalid HostConfig.ConsoleSize: want [height, width]")
+    height, width = (_int(v, "HostConfig.ConsoleSize") for v in sizes)
+    if height < 0 or width < 0:
+        raise BadParameter("invalid HostConfig.ConsoleSize: want [height, width]")
+    return (height, width) if height and width else None
 
 
 def _extra_host(text: str) -> str:

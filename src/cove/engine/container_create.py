@@ -154,7 +154,8 @@ def create_container(
         sources = volumes.prepare(requests, planned, rootfs, made)
         from cove.engine.network import attach
 
-        network = attach.check_create(root, store, options, config.config.exposed_ports)
+        network = attach.check_create(root, store, options,
+                                      [*config.config.exposed_ports, *options.expose])  # fmt: skip
         joined = network.joined
         generated = generate_spec(
             config, options, rootfs, container_id=container_id, image_name=image,
@@ -180,6 +181,11 @@ def create_container(
         settings_json["restart_policy"] = policy
         if network.bindings:
             settings_json["port_bindings"] = [b.to_dict() for b in network.bindings]
+        if options.connect:  # the networks after the first: as `network connect` records them
+            settings_json["connected"] = [
+                {"network": str(e["network"]), "aliases": [str(a) for a in e.get("aliases") or ()]}
+                for e in options.connect
+            ]
         health = healthcheck.resolve(settings.healthcheck, healthcheck.image_healthcheck(config))
         settings_json.pop("healthcheck", None)
         if health is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from cove.engine.container_inspect_values import as_int, list_or_none, string_map, strings
 from cove.engine.state_records import ContainerRecord
+from cove.errors import CoveError
 
 INIT_PATH = "/dev/cove-init"  # cove.engine.specgen.INIT_PATH (not imported: it is heavy)
 
@@ -162,6 +163,9 @@ def config(
         "OnBuild": None,
         "Labels": {**string_map(image.get("Labels")), **string_map(options.get("labels"))},
     }
+    exposed = _exposed_ports(record, image)
+    if exposed:
+        result["ExposedPorts"] = exposed
     stop_signal = options.get("stop_signal") or image.get("StopSignal")
     if stop_signal:
         result["StopSignal"] = str(stop_signal)
@@ -170,6 +174,27 @@ def config(
     if isinstance(extra.get("healthcheck"), Mapping):
         result["Healthcheck"] = dict(extra["healthcheck"])
     return result
+
+
+def _exposed_ports(record: ContainerRecord, image: Mapping[str, Any]) -> Json:
+    """Docker's Config.ExposedPorts: the image's, --expose's and the published ports'."""
+    from cove.engine.network.ports import parse_expose
+
+    keys: list[str] = list(image.get("ExposedPorts") or {})
+    for spec in record.config.get("expose") or ():
+        try:
+            keys += parse_expose(str(spec))
+        except CoveError:
+            continue
+    for binding in record.settings.get("port_bindings") or ():
+        if isinstance(binding, Mapping):
+            keys.append(f"{binding.get('container_port')}/{binding.get('protocol') or 'tcp'}")
+    return {key: {} for key in sorted(set(keys), key=_port_order)}
+
+
+def _port_order(key: str) -> tuple[int, str]:
+    port, _, protocol = key.partition("/")
+    return (int(port) if port.isdigit() else 0, protocol)
 
 
 def path_args(record: ContainerRecord, spec: Mapping[str, Any] | None, config: Json) -> list[str]:

@@ -91,10 +91,14 @@ class ContainerService:
         name: str = "",
         runtime: str = "cove",
         warn: Callable[[str], None] | None = None,
+        console_size: tuple[int, int] | None = None,
     ) -> ContainerRecord:
+        """`console_size`: (rows, columns) of the terminal of a -t container from its start
+        (the API's HostConfig.ConsoleSize), before any resize."""
         record = create_container(
-            self.store, self.root, image, options, settings, name=name, runtime=runtime, warn=warn
-        )
+            self.store, self.root, image, options, settings, name=name, runtime=runtime,
+            warn=warn, console_size=console_size,
+        )  # fmt: skip
         events.emit(self.root, "create", record)
         return record
 

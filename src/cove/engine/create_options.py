@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 from cove.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
@@ -91,12 +95,16 @@ class CreateOptions:
     network: str = "bridge"  # bridge | NAME (a user network) | host | none | container:NAME
     publish: list[str] = field(default_factory=list)  # -p "[IP:][HOSTPORT:]PORT[/PROTO]"
     publish_all: bool = False  # -P: every EXPOSEd port on a free host port
+    expose: list[str] = field(default_factory=list)  # --expose "PORT[-PORT][/PROTO]"
     ip: str = ""  # --ip (user networks only)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)  # --add-host "NAME:IP"
     network_aliases: list[str] = field(default_factory=list)
+    # networks after the first (user networks only), {"network": NAME, "aliases": [...]}:
+    # connected at every start, as `network connect` would (settings["connected"])
+    connect: list[dict[str, Any]] = field(default_factory=list)
     group_add: list[str] = field(default_factory=list)  # --group-add: group names or gids
     domainname: str = ""  # the API's Config.Domainname (the UTS domain name)
 

@@ -276,6 +276,37 @@ def test_user_networks_are_isolated(net: Path) -> None:
     assert default.returncode == 9
 
 
+def test_a_container_on_two_networks_is_reached_on_each(net: Path) -> None:
+    ok(net, "network", "create", "n1")
+    ok(net, "network", "create", "n2")
+    run_d(net, "--name", "both", "--network", "n1", "--network", "n2", "--network-alias",
+          "web", "bb:1", "sh", "-c", HTTPD)  # fmt: skip
+    networks = json.loads(ok(net, "inspect", "both"))[0]["NetworkSettings"]["Networks"]
+    assert set(networks) == {"n1", "n2"}, networks
+    for network, name in (("n1", "both"), ("n1", "web"), ("n2", "both")):
+        res = sh(net, "--network", network, get(f"http://{name}/"))
+        assert (res.returncode, res.stdout) == (0, "hello-cove\n"), (network, name, res.stderr)
+    mixed = cove(net, "run", "--rm", "--network", "bridge", "--network", "n1", "bb:1", "true")
+    assert mixed.returncode == 125 and "non-user-defined" in mixed.stderr, mixed.stderr
+    twice = cove(net, "run", "--rm", "--network", "n1", "--network", "n1", "bb:1", "true")
+    assert twice.returncode == 125 and "more than once" in twice.stderr, twice.stderr
+    unknown = cove(net, "run", "--rm", "--network", "n1", "--network", "nope", "bb:1", "true")
+    assert unknown.returncode == 125 and "nope" in unknown.stderr, unknown.stderr
+
+
+def test_exposed_ports_show_in_inspect_and_go_to_publish_all(net: Path) -> None:
+    ok(net, "create", "--name", "exp", "--expose", "8000-8001/udp", "--expose", "81",
+       "-p", "127.0.0.1::80", "-P", "bb:1", "sleep", "60")  # fmt: skip
+    config = json.loads(ok(net, "inspect", "exp"))[0]["Config"]
+    assert list(config["ExposedPorts"]) == ["80/tcp", "81/tcp", "8000/udp", "8001/udp"]
+    bad = cove(net, "create", "--expose", "eighty", "bb:1", "true")
+    assert bad.returncode == 125 and "eighty" in bad.stderr, bad.stderr
+    ok(net, "start", "exp")
+    published = ok(net, "port", "exp")
+    for port in ("80/tcp", "81/tcp", "8000/udp", "8001/udp"):
+        assert port in published, published
+
+
 def test_egress_is_masqueraded_and_internal_networks_stay_inside(net: Path, upstream: str) -> None:
     res = sh(net, get(f"http://{UP_PEER}:8080/"))
     assert (res.returncode, res.stdout) == (0, UP_HOST), res.stderr  # the host's address

@@ -151,9 +151,12 @@ def test_publish_all_publishes_the_exposed_ports() -> None:
     wanted = translate({"Image": "bb:1", "ExposedPorts": {"90/tcp": {}, "53/udp": {}},
                         "HostConfig": {"PublishAllPorts": True}})  # fmt: skip
     assert wanted.options.publish_all
-    assert sorted(wanted.options.publish) == ["53/udp", "90/tcp"]
-    plain = translate({"Image": "bb:1", "ExposedPorts": {"90/tcp": {}}})
-    assert plain.options.publish == []
+    assert sorted(wanted.options.expose) == ["53/udp", "90/tcp"]  # -P takes them (the engine)
+    plain = translate({"Image": "bb:1", "ExposedPorts": {"90/tcp": {}, "8000-8001": {}}})
+    assert plain.options.publish == [] and not plain.options.publish_all
+    assert plain.options.expose == ["90/tcp", "8000-8001/tcp"]
+    with pytest.raises(BadParameter, match="invalid port"):
+        translate({"Image": "bb:1", "ExposedPorts": {"http": {}}})
 
 
 def test_mounts() -> None:
@@ -189,9 +192,20 @@ def test_networking_config() -> None:
     # one network named in EndpointsConfig and the default mode: that network
     lone = translate({"Image": "bb:1", "NetworkingConfig": {"EndpointsConfig": {"back": None}}})
     assert lone.options.network == "back"
-    with pytest.raises(BadParameter, match="front, back"):
+    # several networks (API 1.44): the mode's first, the others connected, with their aliases
+    endpoints = {"back": {"Aliases": ["db"]}, "front": {"Aliases": ["web"]}}
+    both = translate({"Image": "bb:1", "HostConfig": {"NetworkMode": "front"},
+                      "NetworkingConfig": {"EndpointsConfig": endpoints}})  # fmt: skip
+    assert (both.options.network, both.options.network_aliases) == ("front", ["web"])
+    assert both.options.connect == [{"network": "back", "aliases": ["db"]}]
+    unnamed = translate({"Image": "bb:1", "NetworkingConfig": {"EndpointsConfig": {
+        "one": {}, "two": {}}}})  # fmt: skip
+    assert unnamed.options.network == "one"
+    assert unnamed.options.connect == [{"network": "two", "aliases": []}]
+    with pytest.raises(BadParameter, match=r"EndpointsConfig\[back\]\.IPAMConfig"):
+        chosen = {"front": {}, "back": {"IPAMConfig": {"IPv4Address": "10.1.1.1"}}}
         translate({"Image": "bb:1", "HostConfig": {"NetworkMode": "front"},
-                   "NetworkingConfig": {"EndpointsConfig": {"front": {}, "back": {}}}})  # fmt: skip
+                   "NetworkingConfig": {"EndpointsConfig": chosen}})  # fmt: skip
     assert translate({"Image": "bb:1", "NetworkDisabled": True}).options.network == "none"
 
 
@@ -254,3 +268,12 @@ def test_update_body() -> None:
         update_changes({"Devices": [{"PathOnHost": "/dev/null"}]})
     with pytest.raises(BadParameter):
         update_changes({"Memory": "1g"})
+
+
+def test_console_size_is_the_terminals_from_the_start() -> None:
+    assert translate(body(ConsoleSize=[33, 101])).console_size == (33, 101)
+    assert translate(body(ConsoleSize=[0, 0])).console_size is None  # the client resizes
+    assert translate(body()).console_size is None
+    for bad in ([1], [-1, 5], "33x101"):
+        with pytest.raises(BadParameter, match="ConsoleSize"):
+            translate(body(ConsoleSize=bad))

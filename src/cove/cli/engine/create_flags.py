@@ -27,11 +27,13 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
     add("--hostname", default="", help="the container's hostname")
     add("-l", "--label", action="append", default=[], help="KEY=VALUE metadata")
     add("--read-only", action="store_true", help="a read-only root filesystem")
-    add("--network", "--net", default="bridge",
-        help="bridge (default), a network's name, host, none, or container:NAME")  # fmt: skip
+    add("--network", "--net", action="append", default=[],
+        help="bridge (default), a network's name, host, none, or container:NAME; again for "
+             "more user networks")  # fmt: skip
     add("-p", "--publish", action="append", default=[],
         help="[IP:][HOSTPORT:]PORT[/PROTO]: publish a container port on the host")  # fmt: skip
     add("-P", "--publish-all", action="store_true", help="publish every EXPOSEd port")
+    add("--expose", action="append", default=[], help="PORT[-PORT][/PROTO]: expose a port")
     add("--ip", default="", help="IPv4 address on a user network")
     add("--dns", action="append", default=[], help="a DNS server")
     add("--dns-search", action="append", default=[], help="a DNS search domain")
@@ -119,7 +121,9 @@ def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
         security_opt=list(args.security_opt), ulimits=list(args.ulimit),
         sysctls=_pairs(args.sysctl, "--sysctl"), shm_size=args.shm_size,
         stop_signal=args.stop_signal, init=args.init, tty=args.tty,
-        interactive=args.interactive, network=args.network, publish=list(args.publish),
+        interactive=args.interactive, network=(args.network or ["bridge"])[0],
+        connect=[{"network": name, "aliases": []} for name in args.network[1:]],
+        publish=list(args.publish), expose=list(args.expose),
         publish_all=args.publish_all, ip=args.ip, dns=list(args.dns),
         dns_search=list(args.dns_search), dns_options=list(args.dns_option),
         add_hosts=list(args.add_host), network_aliases=list(args.network_alias),

@@ -96,6 +96,8 @@ def check_create(
 
     mode = str(options.network or "bridge")
     found = CreateCheck()
+    for spec in options.expose:
+        ports.parse_expose(spec)  # (InvalidPort names what is wrong)
     publish = [b for spec in options.publish for b in ports.parse_publish(spec)]
     if options.publish_all:
         asked = {(b.container_port, b.protocol) for b in publish}
@@ -121,6 +123,8 @@ def check_create(
             flag = "--ip" if options.ip else "--network-alias"
             raise InvalidArgument(f"{flag}: user specified IP address and aliases are supported "
                                   "on user defined networks only")  # fmt: skip
+    if options.connect:
+        _check_more_networks(root, mode, options.connect)
     if mode == "host":
         if publish:
             found.warnings.append("Published ports are discarded when using host network mode")
@@ -148,6 +152,23 @@ def check_create(
         publish = []
     found.bindings = publish
     return found
+
+
+def _check_more_networks(root: str, mode: str, more: Sequence[Mapping[str, Any]]) -> None:
+    """Networks after the first (`--network a --network b`): user networks only, each once,
+    as Docker has it."""
+    from cove.engine.network.networks import NetworkService
+
+    service = NetworkService(root)
+    seen = set()
+    for term in [mode, *(str(entry.get("network") or "") for entry in more)]:
+        network = service.get(term) if not term.startswith(CONTAINER_PREFIX) else None
+        if network is None or network.pseudo or network.name == "bridge":
+            raise InvalidArgument("conflicting options: cannot attach both user-defined and "
+                                  "non-user-defined network-modes")  # fmt: skip
+        if network.id in seen:
+            raise InvalidArgument(f"network {network.name} is given more than once")
+        seen.add(network.id)
 
 
 def joined_namespace(store: ContainerStore, config: Mapping[str, Any]) -> str:
