@@ -192,6 +192,46 @@ def test_events_of_a_container_lifecycle(engine_under_test: EngineUnderTest) -> 
     assert printed.split() == ["create", "start", "die", "destroy"]
 
 
+def test_events_of_networks_volumes_and_images(engine_under_test: EngineUnderTest) -> None:
+    """The other objects' events, as dockerd records them: a network's create and destroy,
+    a volume's, an image's tag, untag and delete; `type` and `network` filters."""
+    _, docker, client = engine_under_test
+    time.sleep(1)  # (the set-up's events, bb:1's load and tags, fall in earlier seconds)
+    since = int(time.time())
+    network = client.networks.create("parity-evnet")
+    network.remove()
+    client.volumes.create("parity-evvol").remove()
+    image = client.images.get("bb:1")
+    image.tag("parity-ev", "1")
+    client.images.remove("parity-ev:1")
+    time.sleep(0.5)
+    until = int(time.time()) + 1
+    seen = [e for e in client.events(since=since, until=until, decode=True)
+            if e["Type"] in ("network", "volume", "image")]  # fmt: skip
+    shapes = [(e["Type"], e["Action"], e["Actor"]["ID"]) for e in seen]
+    assert shapes == [
+        ("network", "create", network.id),
+        ("network", "destroy", network.id),
+        ("volume", "create", "parity-evvol"),
+        ("volume", "destroy", "parity-evvol"),
+        ("image", "tag", image.id),
+        ("image", "untag", image.id),
+    ], shapes
+    networks = [e["Actor"]["Attributes"] for e in seen if e["Type"] == "network"]
+    assert networks == [{"name": "parity-evnet", "type": "bridge"}] * 2
+    volumes = [e["Actor"]["Attributes"] for e in seen if e["Type"] == "volume"]
+    assert volumes == [{"driver": "local"}] * 2
+    images = [e for e in seen if e["Type"] == "image"]
+    assert images[0]["Actor"]["Attributes"] == {"name": "parity-ev:1"}
+    assert images[1]["Actor"]["Attributes"] == {"name": image.id}
+    assert all(e["status"] == e["Action"] and e["id"] == image.id for e in images)
+    assert all(e["scope"] == "local" and isinstance(e["timeNano"], int) for e in seen)
+    printed = ok(docker("events", "--since", str(since), "--until", str(until),
+                        "--filter", "type=network", "--filter", "network=parity-evnet",
+                        "--format", "{{.Type}} {{.Action}}"))  # fmt: skip
+    assert printed.splitlines() == ["network create", "network destroy"]
+
+
 def test_system_df_version_info(engine_under_test: EngineUnderTest) -> None:
     _, docker, client = engine_under_test
     df = client.df()

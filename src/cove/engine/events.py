@@ -58,8 +58,10 @@ def make_event(
 ) -> dict[str, Any]:
     now = time.time_ns() if now_ns is None else now_ns
     event: dict[str, Any] = {}
-    if event_type in ("container", "image"):
+    if event_type == "container":
         event.update(status=action, id=actor_id, **{"from": attributes.get("image", "")})
+    elif event_type == "image":
+        event.update(status=action, id=actor_id)
     event.update({
         "Type": event_type, "Action": action,
         "Actor": {"ID": actor_id, "Attributes": dict(attributes)},
@@ -116,6 +118,19 @@ def emit(
     attributes.update({key: str(value) for key, value in extra.items()})
     try:
         append(root, make_event(action, record.id, attributes))
+    except OSError:
+        pass
+
+
+def emit_object(
+    root: str | os.PathLike[str], event_type: str, action: str, actor_id: str, **attributes: object
+) -> None:
+    """Record an image, network or volume event as dockerd writes them, for example
+    ("network", "create", ID, name=..., type="bridge"), ("volume", "destroy", NAME,
+    driver="local"), ("image", "tag", IMAGE_ID, name=REFERENCE); never raises for I/O."""
+    shown = {key: str(value) for key, value in attributes.items()}
+    try:
+        append(root, make_event(action, actor_id, shown, event_type=event_type))
     except OSError:
         pass
 
@@ -264,7 +279,13 @@ def matches(event: Mapping[str, Any], filters: Mapping[str, Sequence[str]]) -> b
             ok = any(v and (ident.startswith(v) or name.startswith(v.lstrip("/"))) for v in values)
         elif key == "image":
             image = str(attributes.get("image", ""))
-            ok = any(image in (v, f"{v}:latest") for v in values)
+            if event.get("Type") == "image":  # an image's own event: its id or name
+                image = str(attributes.get("name", ""))
+                ident = str(actor.get("ID", ""))
+                ok = any(image in (v, f"{v}:latest") or (v and ident.startswith(v))
+                         or ident == f"sha256:{v}" for v in values)  # fmt: skip
+            else:
+                ok = any(image in (v, f"{v}:latest") for v in values)
         elif key == "label":
             ok = any(_label_matches(attributes, v) for v in values)
         else:

@@ -269,7 +269,13 @@ class VolumeService:
             raise VolumeError(
                 f"cannot create volume {name} in {self.dir}: {exc.strerror}"
             ) from None
+        self._event("create", volume)
         return volume, True
+
+    def _event(self, action: str, volume: Volume) -> None:
+        from cove.engine import events
+
+        events.emit_object(self.root, "volume", action, volume.name, driver=volume.driver)
 
     def _sweep(self) -> None:
         """Remove what a crash left of a creation or a removal (the caller holds the lock)."""
@@ -305,6 +311,7 @@ class VolumeService:
         except OSError as exc:
             raise VolumeError(f"cannot remove volume {volume.name}: {exc.strerror}") from None
         shutil.rmtree(trash, ignore_errors=True)
+        self._event("destroy", volume)
 
     def prune(
         self, all_volumes: bool = False, filters: Mapping[str, Sequence[str]] | None = None

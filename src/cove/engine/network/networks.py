@@ -326,7 +326,14 @@ class NetworkService:
             )  # fmt: skip
             self._files.write(network)
             self._claim(network)
+        self._event("create", network)
         return network
+
+    def _event(self, action: str, network: Network, **more: str) -> None:
+        from cove.engine import events
+
+        events.emit_object(self.root, "network", action, network.id, **more,
+                           name=network.name, type=network.driver)  # fmt: skip
 
     def remove(self, term: str) -> Network:
         """Remove a user network: refused for the pre-defined ones (`PredefinedNetwork`)
@@ -346,6 +353,7 @@ class NetworkService:
                 raise NetworkInUse(network.name, network.id, self._container_names(holders))
             self._files.unlink(network)
         self._forget(network)
+        self._event("destroy", network)
         return network
 
     def prune(self) -> builtins.list[Network]:
@@ -359,6 +367,7 @@ class NetworkService:
                     removed.append(network)
         for network in removed:
             self._forget(network)
+            self._event("destroy", network)
         return sorted(removed, key=lambda n: n.name)
 
     def _forget(self, network: Network) -> None:
