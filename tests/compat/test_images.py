@@ -322,6 +322,7 @@ def test_search(api: ApiServer, docker: DockerCli, client: Any, registry: Regist
 
 
 def test_push_rmi_pull_run(api: ApiServer, docker: DockerCli, registry: Registry) -> None:
+    since = int(time.time())
     target = f"{registry.address}/compat/bb:1"
     assert docker("tag", "bb:1", target).returncode == 0
     res = docker("push", target)
@@ -345,6 +346,15 @@ def test_push_rmi_pull_run(api: ApiServer, docker: DockerCli, registry: Registry
     res = docker("push", f"{registry.address}/compat/never-tagged:1")
     assert res.returncode == 1 and "does not exist locally" in res.stderr, res.stderr
     assert docker("rmi", target).returncode == 0
+    # dockerd's events: push and pull name the reference (the failed ones record nothing)
+    shape = "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}"
+    until = str(int(time.time()) + 1)
+    printed = docker("events", "--since", str(since), "--until", until, "--filter", "event=push",
+                     "--filter", "event=pull", "--format", shape)  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    repository = target.rsplit(":", 1)[0]
+    assert printed.stdout.splitlines() == [f"push {target} {repository}"] * 2 + [
+        f"pull {target} {repository}"]  # fmt: skip
 
 
 def test_pull_into_a_fresh_name_streams_layer_progress(

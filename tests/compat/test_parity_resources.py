@@ -74,6 +74,8 @@ def test_tag_and_rmi(engine_under_test: EngineUnderTest) -> None:
 
 def test_save_load_round_trip(engine_under_test: EngineUnderTest, tmp_path: Path) -> None:
     _, docker, client = engine_under_test
+    time.sleep(1)  # (the set-up's events, bb:1's load, fall in earlier seconds)
+    since = int(time.time())
     ok(docker("tag", "bb:1", "parity/saved:1"))
     archive = tmp_path / "saved.tar"
     ok(docker("save", "-o", str(archive), "parity/saved:1"))
@@ -87,6 +89,14 @@ def test_save_load_round_trip(engine_under_test: EngineUnderTest, tmp_path: Path
     loaded = client.images.load(archive.read_bytes())
     assert len(loaded) == 1 and "parity/saved:1" in loaded[0].tags
     assert docker("save", "-o", str(tmp_path / "none.tar"), "parity/nosuch:1").returncode == 1
+    time.sleep(0.5)
+    image_id = client.images.get("bb:1").id
+    seen = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]["name"])
+            for e in client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                   filters={"type": "image"})
+            if e["Action"] in ("save", "load")]  # fmt: skip
+    assert seen == [("save", image_id, image_id), ("load", image_id, image_id),
+                    ("load", image_id, image_id)], seen  # fmt: skip
 
 
 # --- volumes and networks -------------------------------------------------------------------
@@ -230,6 +240,28 @@ def test_events_of_networks_volumes_and_images(engine_under_test: EngineUnderTes
                         "--filter", "type=network", "--filter", "network=parity-evnet",
                         "--format", "{{.Type}} {{.Action}}"))  # fmt: skip
     assert printed.splitlines() == ["network create", "network destroy"]
+
+
+def test_network_events_of_a_container_run(engine_under_test: EngineUnderTest) -> None:
+    """A container's start connects it to its network and its exit disconnects it: the
+    network's events name the container."""
+    _, _, client = engine_under_test
+    network = client.networks.create("parity-evrun")
+    time.sleep(1)  # (the create falls in an earlier second)
+    since = int(time.time())
+    container = client.containers.run("bb:1", ["true"], network="parity-evrun", detach=True)
+    assert container.wait(timeout=30)["StatusCode"] == 0
+    container.remove()
+    network.remove()
+    time.sleep(0.5)
+    until = int(time.time()) + 1
+    seen = list(client.events(since=since, until=until, decode=True,
+                              filters={"type": "network"}))  # fmt: skip
+    actions = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in seen]
+    attributes = {"container": container.id, "name": "parity-evrun", "type": "bridge"}
+    destroyed = {"name": "parity-evrun", "type": "bridge"}
+    assert actions == [("connect", network.id, attributes), ("disconnect", network.id, attributes),
+                       ("destroy", network.id, destroyed)]  # fmt: skip
 
 
 def test_system_df_version_info(engine_under_test: EngineUnderTest) -> None:

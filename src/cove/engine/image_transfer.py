@@ -61,8 +61,18 @@ def pull(
     with RegistryClient(ref.registry, credentials=credentials) as client:
         found = resolve(client, ref, wanted)
         with _store(root) as store:
-            return pull_into(store, ref, client=client, platform=wanted, progress=progress,
-                             resolved=lambda: found)  # fmt: skip
+            result = pull_into(store, ref, client=client, platform=wanted, progress=progress,
+                               resolved=lambda: found)  # fmt: skip
+    _event(root, "pull", ref.familiar(), ref.familiar_name())
+    return result
+
+
+def _event(root: str, action: str, actor: str, name: str = "") -> None:
+    """dockerd's image events: pull and push name the reference; load, save and import
+    the image id."""
+    from cove.engine import events
+
+    events.emit_object(root, "image", action, actor, name=name or actor)
 
 
 def push_targets(root: str, name: str, tag: str = "") -> list[Reference]:
@@ -106,6 +116,7 @@ def push(
         for ref in targets:
             with RegistryClient(ref.registry, credentials=credentials) as client:
                 results.append(push_from(store, ref, client=client, progress=progress))
+            _event(root, "push", ref.familiar(), ref.familiar_name())
     return results
 
 
@@ -128,6 +139,8 @@ def save(root: str, terms: Iterable[str], out: BinaryIO | IO[bytes]) -> None:
     with _store(root) as store:
         images = select_images(store, list(terms))
         save_to(store, images, out, DOCKER_ARCHIVE)  # type: ignore[arg-type]
+    for image_id in dict.fromkeys(str(record.id) for record, _ in images):
+        _event(root, "save", image_id)
 
 
 def load(root: str, stream: BinaryIO | IO[bytes]) -> list[str]:
@@ -137,6 +150,8 @@ def load(root: str, stream: BinaryIO | IO[bytes]) -> list[str]:
 
     with _store(root) as store:
         loaded = load_from(store, stream)
+    for image in loaded:
+        _event(root, "load", str(image.record.id))
     return [line for image in loaded for line in image.lines()]
 
 
@@ -152,6 +167,7 @@ def import_image(
 
     with _store(root) as store:
         record = import_tarball(store, stream, reference or None, tuple(changes), message)  # type: ignore[arg-type]
+    _event(root, "import", str(record.id))
     return str(record.id)
 
 

@@ -419,6 +419,8 @@ def plug(root: str, record: ContainerRecord, plan: Plan, pid: int) -> dict[str, 
         with contextlib.suppress(CoveError, OSError):
             unplug(root, record.id, ports=True)
         raise
+    for network, _ in plan.networks:
+        network_event(root, "connect", network, record.id)
     return {"networks": endpoints, "ports": [b.to_dict() for b in published]}
 
 
@@ -498,6 +500,7 @@ def connect(root: str, network: Network, record: ContainerRecord, lease: Lease) 
         _rewrite_hosts(store, record, [*endpoints, endpoint])
     if on_user_network([endpoint]):
         _dns_changed(root)
+    network_event(root, "connect", network, record.id)
     return endpoint
 
 
@@ -525,6 +528,7 @@ def disconnect(root: str, network: Network, record: ContainerRecord) -> None:
         _rewrite_hosts(store, record, endpoints)
     if on_user_network([(network, None)]):
         _dns_changed(root)
+    network_event(root, "disconnect", network, record.id)
 
 
 def _rewrite_hosts(
@@ -562,6 +566,7 @@ def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = Tr
             with contextlib.suppress(CoveError):
                 network = service.get(lease.network_id)
                 networks[network.bridge] = network
+        left = list(networks.values())  # (for the events)
         networks.pop(DEFAULT_BRIDGE, None)  # the default network's stays, as docker0 does
         with host_lock() as lock_fd, Netlink() as nl:
             ours = {bridge.veth_name(container_id, lease.network_id) for lease in leases}
@@ -579,6 +584,16 @@ def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = Tr
             ordered = [networks[name] for name in sorted(networks)]
             repair.retire_bridges(nl, root, ordered, others, lock_fd, table_stays=bool(others))
         service.release_all(container_id)
+    for network in left:
+        network_event(root, "disconnect", network, container_id)
+
+
+def network_event(root: str, action: str, network: Network, container_id: str) -> None:
+    """dockerd's connect and disconnect events: the network's, naming the container."""
+    from cove.engine import events
+
+    events.emit_object(root, "network", action, network.id, container=container_id,
+                       name=network.name, type=network.driver)  # fmt: skip
 
 
 def _leases_of(service: NetworkService, container_id: str) -> list[Lease]:
