@@ -17,9 +17,10 @@ fi
 
 packages=(python3 python3-venv busybox-static libseccomp2 gcc libc6-dev nftables iproute2)
 if [ "$with_tests" = 1 ]; then
-  # docker.io: dockerd and the docker client, which the tests start privately themselves
+  # docker.io: dockerd and the docker client, which the tests start privately themselves;
+  # docker-compose (v1, Python): a client of cove serve in tests/compat/test_compose.py
   packages+=(runc crun procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap
-             docker.io iperf3)
+             docker.io iperf3 docker-compose)
 fi
 missing=()
 for pkg in "${packages[@]}"; do

@@ -407,7 +407,16 @@ def translate(body: object) -> CreateRequest:
         entrypoint = []  # --entrypoint "": no entrypoint at all
     labels = _string_map(config.get("Labels"), "Labels")
     volumes = _strings(host.get("Binds"), "HostConfig.Binds")
-    volumes += [str(path) for path in _obj(config.get("Volumes"), "Volumes")]
+    listed = _list(host.get("Mounts"), "HostConfig.Mounts")
+    mounts: list[str | MountOption] = [mount_option(e, i) for i, e in enumerate(listed)]
+    tmpfs = _tmpfs(host.get("Tmpfs"))
+    covered = {_bind_target(text) for text in volumes}
+    covered |= {m.target for m in mounts if isinstance(m, MountOption)}
+    covered |= {text.split(":", 1)[0] for text in tmpfs}
+    # Config.Volumes declares mount points: an anonymous volume where nothing else is
+    # mounted (docker-compose sends a named volume's target in both)
+    volumes += [str(path) for path in _obj(config.get("Volumes"), "Volumes")
+                if str(path).rstrip("/") not in covered and str(path) not in covered]  # fmt: skip
     pids_limit = host.get("PidsLimit")
     oom_kill_disable = host.get("OomKillDisable")
     init = host.get("Init")
@@ -421,10 +430,9 @@ def translate(body: object) -> CreateRequest:
         domainname=_str(config.get("Domainname"), "Domainname"),
         labels=labels,
         read_only=_bool(host.get("ReadonlyRootfs"), "HostConfig.ReadonlyRootfs"),
-        tmpfs=_tmpfs(host.get("Tmpfs")),
+        tmpfs=tmpfs,
         volumes=volumes,
-        mounts=[mount_option(entry, index)
-                for index, entry in enumerate(_list(host.get("Mounts"), "HostConfig.Mounts"))],
+        mounts=mounts,
         memory=_size(host.get("Memory"), "HostConfig.Memory"),
         memory_swap=_size(host.get("MemorySwap"), "HostConfig.MemorySwap"),
         memory_reservation=_size(host.get("MemoryReservation"), "HostConfig.MemoryReservation"),
@@ -502,6 +510,13 @@ def _console_size(value: object) -> tuple[int, int] | None:
     if height < 0 or width < 0:
         raise BadParameter("invalid HostConfig.ConsoleSize: want [height, width]")
     return (height, width) if height and width else None
+
+
+def _bind_target(text: str) -> str:
+    """The container path of a Binds entry ("SRC:DST[:OPTS]", or "DST" alone)."""
+    parts = text.split(":")
+    target = parts[1] if len(parts) > 1 else parts[0]
+    return target.rstrip("/") or "/"
 
 
 def _extra_host(text: str) -> str:

@@ -286,8 +286,8 @@ def matches(event: Mapping[str, Any], filters: Mapping[str, Sequence[str]]) -> b
                          or ident == f"sha256:{v}" for v in values)  # fmt: skip
             else:
                 ok = any(image in (v, f"{v}:latest") for v in values)
-        elif key == "label":
-            ok = any(_label_matches(attributes, v) for v in values)
+        elif key == "label":  # every label given, as Docker's MatchKVList
+            ok = all(_label_matches(attributes, v) for v in values)
         else:
             ok = False
         if not ok:

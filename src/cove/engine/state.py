@@ -349,6 +349,8 @@ class ContainerStore:
             matcher = _match_runtime
         else:
             raise InvalidArgument(f"invalid filter {key!r}")
+        if key == "label":  # Docker's: every label given must match (other keys: any value)
+            return [r for r in records if all(matcher(r, value) for value in values)]
         return [r for r in records if any(matcher(r, value) for value in values)]
 
     def update_state(self, container_id: str, **fields: Any) -> ContainerRecord:

@@ -127,6 +127,8 @@ def test_filters_as_docker() -> None:
     assert matches(labelled, parse_filters(["label=tier"]))
     assert matches(labelled, parse_filters(["label=tier=front"]))
     assert not matches(labelled, parse_filters(["label=tier=back"]))
+    assert not matches(labelled, parse_filters(["label=tier=front", "label=tier=back"]))  # all
+    assert matches(labelled, parse_filters(["label=tier=front", "label=name"]))
     with pytest.raises(InvalidArgument, match="invalid filter"):
         parse_filters(["colour=red"])
     with pytest.raises(InvalidArgument):

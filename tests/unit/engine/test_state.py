@@ -141,7 +141,7 @@ def test_name_wins_over_prefix(store: ContainerStore) -> None:
 
 
 def test_list_all_and_filters(store: ContainerStore) -> None:
-    run = store.add(record("run", status="running", config={"labels": {"tier": "web"}}))
+    run = store.add(record("run", status="running", config={"labels": {"tier": "web", "a": "1"}}))
     time.sleep(0.001)
     ex = store.add(record("ex", status="exited", exit_code=3))
     time.sleep(0.001)
@@ -155,6 +155,9 @@ def test_list_all_and_filters(store: ContainerStore) -> None:
     assert [r.name for r in store.list(all=True, filters={"exited": ["3"]})] == ["ex"]
     assert [r.name for r in store.list(all=True, filters={"label": ["tier=web"]})] == ["run"]
     assert [r.name for r in store.list(all=True, filters={"label": ["tier=db"]})] == []
+    both = {"label": ["tier=web", "a=1"]}  # labels: every one must match (other keys: any)
+    assert [r.name for r in store.list(all=True, filters=both)] == ["run"]
+    assert store.list(all=True, filters={"label": ["tier=web", "a=2"]}) == []
     assert [r.name for r in store.list(all=True, filters={"id": [ex.id[:8]]})] == ["ex"]
     assert [r.name for r in store.list(all=True, filters={"name": ["/ru"]})] == ["run"]
     assert [r.name for r in store.list(all=True, filters={"before": ["cr"]})] == ["ex", "run"]
