@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import os
 
+WARM_INTERVAL = 0.004  # seconds: well under a grace period (~10 ms here)
+WARM_FOR = 2.0  # seconds: a CLI busier than that before its launch (a pull) goes without
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # (this module loads before anything else of the engine: F forks sooner)
     from cove.engine.monitor import MonitorOptions
@@ -97,20 +100,15 @@ def _wait_for_launch(go_r: int, sync_w: int, pipes: tuple[int, ...]) -> None:
     os.setsid()
     try:
         preload_runtime()
-    except Exception:
+    except Exception:  # (a module that fails loads again where it is used, and says why)
         pass
     import pickle
 
     from cove.engine.monitor import MonitorOptions, become_monitor, monitor_binary
     from cove.engine.oci_runtime_api import OCIRuntime
 
-    chunks = []
-    while chunk := os.read(go_r, 65536):
-        chunks.append(chunk)
+    runtime, options = pickle.loads(_read_launch(go_r))
     os.close(go_r)
-    if not chunks:
-        os._exit(0)
-    runtime, options = pickle.loads(b"".join(chunks))
     assert isinstance(runtime, OCIRuntime) and isinstance(options, MonitorOptions)
     out_r, out_w, err_r, err_w, in_r, in_w = pipes
     unused = (out_r, out_w, err_r, err_w, in_r, in_w) if options.tty else (
@@ -125,12 +123,44 @@ def _wait_for_launch(go_r: int, sync_w: int, pipes: tuple[int, ...]) -> None:
                    (out_r, out_w, err_r, err_w, in_r, in_w))  # fmt: skip
 
 
+def _read_launch(go_r: int) -> bytes:
+    """The whole go message; meanwhile the kernel's cgroup-move grace period is kept passed
+    (cove.runtime.cgroups.prewarm), so that init's move into its cgroup, ~10 ms after the
+    message, does not wait ~15 ms for one; for WARM_FOR seconds at most (a `run` that
+    pulls its image first then pays the wait once). An empty message: F exits."""
+    import select
+    import time
+
+    from cove.runtime.cgroups.prewarm import keep_warm, own_cgroup_procs
+
+    try:
+        procs = own_cgroup_procs()
+    except OSError:
+        procs = ""
+    warm_until = time.monotonic() + WARM_FOR
+    chunks = []
+    while True:
+        warming = procs and time.monotonic() < warm_until
+        ready, _, _ = select.select([go_r], [], [], WARM_INTERVAL if warming else None)
+        if not ready:
+            keep_warm(procs)
+            continue
+        chunk = os.read(go_r, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    if not chunks:
+        os._exit(0)
+    return b"".join(chunks)
+
+
 def preload_runtime() -> None:
     """The modules F uses: the monitor's launch, the engine's runtime classes (unpickled),
     and those cove-runtime's create loads (its own, and those it loads as it goes)."""
     import cove.engine.monitor
     import cove.engine.oci_runtime_library
     import cove.oci.seccomp
+    import cove.runtime.cgroups.prewarm
     import cove.runtime.cgroups.v1
     import cove.runtime.cgroups.v2
     import cove.runtime.container_create

@@ -18,7 +18,7 @@ import os
 def start_prewarm() -> int:
     """Fork the throwaway writer; returns its pid (0 if it could not start)."""
     try:
-        procs = _own_cgroup_procs()
+        procs = own_cgroup_procs()
         pid = os.fork()
     except OSError:
         return 0
@@ -32,6 +32,21 @@ def start_prewarm() -> int:
     return pid
 
 
+def keep_warm(procs: str) -> None:
+    """The same no-op move, from this process, into `procs` (its own cgroup's
+    cgroup.procs, see `own_cgroup_procs`): repeated more often than a grace period, it
+    keeps the lock's grace period passed, so a real move meanwhile never waits. The first
+    call waits for the grace period itself."""
+    try:
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
 def reap(pid: int) -> None:
     """Collect the throwaway writer if it has finished (it never takes long)."""
     if pid:
@@ -41,7 +56,7 @@ def reap(pid: int) -> None:
             pass
 
 
-def _own_cgroup_procs() -> str:
+def own_cgroup_procs() -> str:
     """cgroup.procs of our own cgroup in the first hierarchy /proc/self/cgroup names."""
     with open("/proc/self/cgroup") as cgroups:
         for line in cgroups:
