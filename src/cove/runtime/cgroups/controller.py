@@ -26,6 +26,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Protocol
 
     from cove.oci.resources import LinuxResources
@@ -36,3 +37,20 @@ if TYPE_CHECKING:
         def apply(self, path: str, resources: LinuxResources) -> None: ...
 
         def stats(self, path: str, data: dict[str, Any]) -> None: ...
+
+
+def load_registry(package: str, modules: tuple[str, ...], namespace: dict[str, Any]) -> Any:
+    """A version package's CONTROLLERS ({name: its module's CONTROLLER}), its `modules` loaded
+    now and the dict kept in the package's `namespace` (later reads find it there)."""
+    from importlib import import_module
+
+    found = {name: import_module(f"{package}.{name}").CONTROLLER for name in modules}
+    namespace["CONTROLLERS"] = found
+    return found
+
+
+def registry_attribute(package: str, name: str, load: Callable[[], Any]) -> Any:
+    """A version package's module __getattr__: CONTROLLERS is loaded on its first read."""
+    if name != "CONTROLLERS":
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return load()

@@ -10,7 +10,7 @@ The controllers load when CONTROLLERS is first read, so a caller that needs one 
 
 from __future__ import annotations
 
-from importlib import import_module
+from cove.runtime.cgroups.controller import load_registry, registry_attribute
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,15 +24,10 @@ _MODULES = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "hugetlb", "n
 
 
 def controllers() -> dict[str, Controller]:
-    """CONTROLLERS: its modules load on the first call."""
-    found: dict[str, Controller] = {
-        kernel: import_module(f"{__name__}.{kernel}").CONTROLLER for kernel in _MODULES
-    }
-    globals()["CONTROLLERS"] = found
-    return found
+    """CONTROLLERS: its modules load on the first call (a caller that needs one module,
+    as the freezer's thaw at every delete, loads only that one)."""
+    return load_registry(__name__, _MODULES, globals())  # type: ignore[no-any-return]
 
 
 def __getattr__(name: str) -> object:
-    if name != "CONTROLLERS":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return controllers()
+    return registry_attribute(__name__, name, controllers)

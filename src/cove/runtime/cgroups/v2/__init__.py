@@ -9,9 +9,9 @@ override the converted ones.
 from __future__ import annotations
 
 import os
-from importlib import import_module
 
 from cove.errors import CgroupError
+from cove.runtime.cgroups.controller import load_registry, registry_attribute
 from cove.runtime.cgroups.v2 import _files
 
 TYPE_CHECKING = False
@@ -29,17 +29,11 @@ _MODULES = ("cpuset", "cpu", "memory", "pids", "io", "hugetlb", "devices", "free
 def controllers() -> dict[str, Controller]:
     """CONTROLLERS: its modules load on the first call (a caller that needs one module,
     as the freezer's thaw at every delete, loads only that one)."""
-    found: dict[str, Controller] = {
-        key: import_module(f"{__name__}.{key}").CONTROLLER for key in _MODULES
-    }
-    globals()["CONTROLLERS"] = found
-    return found
+    return load_registry(__name__, _MODULES, globals())  # type: ignore[no-any-return]
 
 
 def __getattr__(name: str) -> object:
-    if name != "CONTROLLERS":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return controllers()
+    return registry_attribute(__name__, name, controllers)
 
 
 def _words(path: str, name: str) -> set[str]:
