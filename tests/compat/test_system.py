@@ -185,8 +185,11 @@ def test_docker_events_between_since_and_until(api: ApiServer, docker: DockerCli
                   "--format", "{{.Action}} {{.Actor.Attributes.name}}", timeout=30)  # fmt: skip
     assert dies.returncode == 0, dies.stderr
     assert dies.stdout == "die evt\n"
-    none = docker("events", *window, "--filter", "type=network", timeout=30)
+    none = docker("events", *window, "--filter", "type=volume", timeout=30)
     assert (none.returncode, none.stdout) == (0, "")
+    shape = "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}"
+    plugged = docker("events", *window, "--filter", "type=network", "--format", shape)
+    assert plugged.stdout.splitlines() == [f"connect bridge {cid}", f"disconnect bridge {cid}"]
     bad = docker("events", *window, "--filter", "colour=blue", timeout=30)
     assert bad.returncode != 0 and "invalid filter 'colour'" in bad.stderr
 

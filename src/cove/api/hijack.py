@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -319,7 +321,31 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
     raw.buffer += b"".join(collected)
     transport.write(head)
     transport.resume_reading()
+    await _head_read(transport)
     return Hijacked(raw, response)
+
+
+SIOCOUTQ = 0x5411  # bytes in the socket's send queue: on a unix socket, not yet read
+HEAD_READ_WAIT = 0.2  # seconds at most
+
+
+async def _head_read(transport: asyncio.Transport) -> None:
+    """Wait (briefly) until the client has read the head. docker-py reads the head through
+    a buffered file, then the stream from the socket underneath: bytes that arrived with
+    the head end up in that buffer and are lost (a replayed log, seen under load). The
+    stream's first bytes wait until the head is out of the socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return
+    deadline = time.monotonic() + HEAD_READ_WAIT
+    while time.monotonic() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0" * 4))[0]
+        except OSError:
+            return
+        if queued == 0 and not transport.get_write_buffer_size():
+            return
+        await asyncio.sleep(0.001)
 
 
 Relay = Callable[[Hijacked], Awaitable[None]]

@@ -128,8 +128,8 @@ def run(args: list[str]) -> int:
 
 def dispatch(name: str, args: list[str], context: Context) -> int:
     module_name, summary = COMMANDS[name]
-    if name in LAUNCHES_AHEAD:
-        from cove.engine.monitor_ahead import LauncherAhead
+    if name in LAUNCHES_AHEAD and len(os.sched_getaffinity(0)) > 1:  # (on one core F would
+        from cove.engine.monitor_ahead import LauncherAhead  # only take the CLI's turns)
 
         context.launcher = LauncherAhead.fork()
     try:
