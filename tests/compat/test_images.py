@@ -402,6 +402,13 @@ def test_sdk_push_and_tag(api: ApiServer, client: Any, registry: Registry) -> No
     aux = [line["aux"] for line in lines if "aux" in line]
     assert aux and aux[0]["Tag"] == "3" and aux[0]["Digest"].startswith("sha256:")
     assert any(line.get("status", "").startswith("3: digest: sha256:") for line in lines)
+    # what the registry holds, without a pull (GET /distribution/NAME/json)
+    data = client.images.get_registry_data(f"{registry.address}/sdk/bb:3")
+    assert data.id == aux[0]["Digest"]
+    assert data.has_platform("linux/amd64") and not data.has_platform("linux/s390x")
+    assert data.attrs["Descriptor"]["size"] > 0
+    with pytest.raises(docker_errors.NotFound):
+        client.images.get_registry_data(f"{registry.address}/sdk/bb:nope")
     client.images.remove(f"{registry.address}/sdk/bb:3")
     # a push that fails after the stream started: the error is its last line
     image.tag("127.0.0.1:1/unreachable/bb", "1")

@@ -37,6 +37,7 @@ ROUTE_MODULES = (
     "archive",
     "images",
     "images_transfer",
+    "distribution",
     "networks",
     "volumes",
     "build",

@@ -23,6 +23,7 @@ from cove.image.registry.progress import Progress, no_progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from cove.image.platform import Platform
     from cove.image.registry.auth import Credentials
     from cove.image.registry.pull import PullResult
     from cove.image.registry.push import PushResult
@@ -73,6 +74,42 @@ def _event(root: str, action: str, actor: str, name: str = "") -> None:
     from cove.engine import events
 
     events.emit_object(root, "image", action, actor, name=name or actor)
+
+
+def registry_data(reference: str, credentials: Credentials | None = None) -> dict[str, Any]:
+    """What the registry says of `reference` without pulling it (the API's
+    /distribution/NAME/json): the descriptor of the document the reference names (an index
+    or a manifest) and the platforms it offers (an index's entries; a manifest's from its
+    image config)."""
+    from cove.image.manifest import ImageIndex, parse_config
+    from cove.image.registry.client import RegistryClient
+    from cove.image.registry.pull_resolve import fetch_manifest
+
+    ref = parse_reference(reference)
+    with RegistryClient(ref.registry, credentials=credentials) as client:
+        data, digest, top = fetch_manifest(client, ref, str(ref.digest or ref.tag))
+        if isinstance(top, ImageIndex):
+            platforms = [m.platform for m in top.manifests if m.platform is not None]
+        else:
+            with client.open_blob(ref.repository, top.config.digest) as blob:
+                config = parse_config(blob.body(limit=1 << 22), top.config.media_type)
+            platforms = [config.platform]
+    return {
+        "Descriptor": {"mediaType": top.media_type, "digest": str(digest), "size": len(data)},
+        "Platforms": [_platform_json(p) for p in platforms],
+    }
+
+
+def _platform_json(platform: Platform) -> dict[str, Any]:
+    """An OCI platform object, empty fields left out (as dockerd's)."""
+    found: dict[str, Any] = {"architecture": platform.architecture, "os": platform.os}
+    if platform.os_version:
+        found["os.version"] = platform.os_version
+    if platform.os_features:
+        found["os.features"] = list(platform.os_features)
+    if platform.variant:
+        found["variant"] = platform.variant
+    return found
 
 
 def push_targets(root: str, name: str, tag: str = "") -> list[Reference]:
