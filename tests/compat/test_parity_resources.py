@@ -264,6 +264,28 @@ def test_network_events_of_a_container_run(engine_under_test: EngineUnderTest) -
                        ("destroy", network.id, destroyed)]  # fmt: skip
 
 
+def test_volume_events_of_a_container_run(engine_under_test: EngineUnderTest) -> None:
+    """A named volume that a run makes, mounts at the start and unmounts at the exit."""
+    _, _, client = engine_under_test
+    time.sleep(1)  # (the set-up's events fall in earlier seconds)
+    since = int(time.time())
+    container = client.containers.run("bb:1", ["true"], volumes={"parity-mnt": {"bind": "/data"}},
+                                      network_mode="none", detach=True)  # fmt: skip
+    assert container.wait(timeout=30)["StatusCode"] == 0
+    container.remove()
+    client.volumes.get("parity-mnt").remove()
+    time.sleep(0.5)
+    seen = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"])
+            for e in client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                   filters={"type": "volume"})]  # fmt: skip
+    used = {"container": container.id, "destination": "/data", "driver": "local",
+            "propagation": "", "read/write": "true"}  # fmt: skip
+    local = {"driver": "local"}
+    left = {"container": container.id, "driver": "local"}
+    assert seen == [("create", "parity-mnt", local), ("mount", "parity-mnt", used),
+                    ("unmount", "parity-mnt", left), ("destroy", "parity-mnt", local)]  # fmt: skip
+
+
 def test_system_df_version_info(engine_under_test: EngineUnderTest) -> None:
     _, docker, client = engine_under_test
     df = client.df()

@@ -34,7 +34,7 @@ from cove.engine.oci_runtime import runtime_for
 from cove.engine.oci_runtime_subprocess import forget_scratch
 from cove.engine.restart_policy import Decision
 from cove.engine.state import ContainerRecord, ContainerStore, utc_now
-from cove.engine.volumes import VolumeHold, volume_service
+from cove.engine.volumes import VolumeHold, volume_events, volume_service
 from cove.errors import CoveError, InvalidState, NoSuchContainer, RuntimeFailed
 from cove.image.snapshot import choose_snapshotter
 
@@ -131,6 +131,7 @@ def start_container(
             client = AttachClient(attach_socket_path(record.id))
             client.handoff()
         connect_waiting(record.id, attach_socket_path(record.id))  # the API's attach-then-start
+        volume_events(root, record, "mount")
         events.emit(root, "start", record)  # before init runs: its "die" cannot come first
         runtime.start(record.id)
     except BaseException:
@@ -308,6 +309,7 @@ def _finish(
     if restart is None:  # after the update: of two stopping at once, the last one unmounts
         volume_service(store).release(record)  # its tmpfs/bind volumes, if no one else runs
     events.emit_exit(root, updated, oom=oom)
+    volume_events(root, record, "unmount")
     if restart is None and RunSettings.from_json(settings).auto_remove:
         remove_files(store, root, record.id)
         events.emit(root, "destroy", updated)

@@ -107,6 +107,22 @@ def container_volumes(record: ContainerRecord) -> list[Mapping[str, Any]]:
     return [e for e in found if isinstance(e, Mapping) and isinstance(e.get("name"), str)]
 
 
+def volume_events(root: str, record: ContainerRecord, action: str) -> None:
+    """dockerd's "mount" (at a container's start) or "unmount" (at its exit) event of each
+    of its volumes."""
+    from cove.engine import events
+
+    for entry in container_volumes(record):
+        if action == "unmount":  # (dockerd's unmount names the container and driver only)
+            events.emit_object(root, "volume", action, str(entry["name"]),
+                               container=record.id, driver=DRIVER)  # fmt: skip
+            continue
+        writable = "true" if entry.get("rw", True) else "false"
+        events.emit_object(root, "volume", action, str(entry["name"]), container=record.id,
+                           destination=str(entry.get("destination") or ""), driver=DRIVER,
+                           propagation="", **{"read/write": writable})  # fmt: skip
+
+
 def volume_service(store: ContainerStore) -> VolumeService:
     """The volume service of the engine whose container records `store` holds."""
     return VolumeService(str(store.root), records=lambda: store.list(all=True))
