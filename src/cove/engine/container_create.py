@@ -153,9 +153,10 @@ def create_container(
         rootfs = snapshots.mount(key)
         sources = volumes.prepare(requests, planned, rootfs, made)
         from cove.engine.network import attach
+        from cove.engine.network.create_check import check_create
 
-        network = attach.check_create(root, store, options,
-                                      [*config.config.exposed_ports, *options.expose])  # fmt: skip
+        network = check_create(root, store, options,
+                               [*config.config.exposed_ports, *options.expose])  # fmt: skip
         joined = network.joined
         generated = generate_spec(
             config, options, rootfs, container_id=container_id, image_name=image,

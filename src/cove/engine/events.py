@@ -135,6 +135,13 @@ def emit_object(
         pass
 
 
+def emit_image(root: str | os.PathLike[str], action: str, actor: str, name: str = "") -> None:
+    """dockerd's image events: the actor is the image id (tag, untag, delete, save, load,
+    import) or the reference (pull, push); `name` the new reference of a tag, the repository
+    of a pull or push, else the actor itself."""
+    emit_object(root, "image", action, actor, name=name or actor)
+
+
 def emit_exit(root: str | os.PathLike[str], record: ContainerRecord, *, oom: bool) -> None:
     """What docker records when a container's init exits: "oom" (killed by the OOM killer)
     then "die" with its exit code."""

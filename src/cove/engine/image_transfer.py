@@ -17,13 +17,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
+from cove.engine import events
 from cove.errors import InvalidArgument, NoSuchImage
 from cove.image.reference import Reference, parse_reference
 from cove.image.registry.progress import Progress, no_progress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cove.image.platform import Platform
     from cove.image.registry.auth import Credentials
     from cove.image.registry.pull import PullResult
     from cove.image.registry.push import PushResult
@@ -64,16 +64,8 @@ def pull(
         with _store(root) as store:
             result = pull_into(store, ref, client=client, platform=wanted, progress=progress,
                                resolved=lambda: found)  # fmt: skip
-    _event(root, "pull", ref.familiar(), ref.familiar_name())
+    events.emit_image(root, "pull", ref.familiar(), ref.familiar_name())
     return result
-
-
-def _event(root: str, action: str, actor: str, name: str = "") -> None:
-    """dockerd's image events: pull and push name the reference; load, save and import
-    the image id."""
-    from cove.engine import events
-
-    events.emit_object(root, "image", action, actor, name=name or actor)
 
 
 def registry_data(reference: str, credentials: Credentials | None = None) -> dict[str, Any]:
@@ -96,20 +88,8 @@ def registry_data(reference: str, credentials: Credentials | None = None) -> dic
             platforms = [config.platform]
     return {
         "Descriptor": {"mediaType": top.media_type, "digest": str(digest), "size": len(data)},
-        "Platforms": [_platform_json(p) for p in platforms],
+        "Platforms": [p.to_json() for p in platforms],
     }
-
-
-def _platform_json(platform: Platform) -> dict[str, Any]:
-    """An OCI platform object, empty fields left out (as dockerd's)."""
-    found: dict[str, Any] = {"architecture": platform.architecture, "os": platform.os}
-    if platform.os_version:
-        found["os.version"] = platform.os_version
-    if platform.os_features:
-        found["os.features"] = list(platform.os_features)
-    if platform.variant:
-        found["variant"] = platform.variant
-    return found
 
 
 def push_targets(root: str, name: str, tag: str = "") -> list[Reference]:
@@ -153,7 +133,7 @@ def push(
         for ref in targets:
             with RegistryClient(ref.registry, credentials=credentials) as client:
                 results.append(push_from(store, ref, client=client, progress=progress))
-            _event(root, "push", ref.familiar(), ref.familiar_name())
+            events.emit_image(root, "push", ref.familiar(), ref.familiar_name())
     return results
 
 
@@ -177,7 +157,7 @@ def save(root: str, terms: Iterable[str], out: BinaryIO | IO[bytes]) -> None:
         images = select_images(store, list(terms))
         save_to(store, images, out, DOCKER_ARCHIVE)  # type: ignore[arg-type]
     for image_id in dict.fromkeys(str(record.id) for record, _ in images):
-        _event(root, "save", image_id)
+        events.emit_image(root, "save", image_id)
 
 
 def load(root: str, stream: BinaryIO | IO[bytes]) -> list[str]:
@@ -188,7 +168,7 @@ def load(root: str, stream: BinaryIO | IO[bytes]) -> list[str]:
     with _store(root) as store:
         loaded = load_from(store, stream)
     for image in loaded:
-        _event(root, "load", str(image.record.id))
+        events.emit_image(root, "load", str(image.record.id))
     return [line for image in loaded for line in image.lines()]
 
 
@@ -204,7 +184,7 @@ def import_image(
 
     with _store(root) as store:
         record = import_tarball(store, stream, reference or None, tuple(changes), message)  # type: ignore[arg-type]
-    _event(root, "import", str(record.id))
+    events.emit_image(root, "import", str(record.id))
     return str(record.id)
 
 

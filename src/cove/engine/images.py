@@ -171,11 +171,9 @@ class ImageService:
         return tagged
 
     def _event(self, action: str, image_id: str, name: str = "") -> None:
-        """dockerd's image events: tag names the new reference; untag and delete name the
-        image by its id."""
         from cove.engine import events
 
-        events.emit_object(self.root, "image", action, image_id, name=name or image_id)
+        events.emit_image(self.root, action, image_id, name)
 
     def _announce(self, image_id: str, removed: Removed) -> Removed:
         for _ in removed.untagged:

@@ -2,7 +2,7 @@
 / `disconnect`) do to the host, from the networks and leases of `networks.py`.
 
     when            what                                              where
-    create          check the mode (bridge | NAME | host | none |     check_create
+    create          check the mode (bridge | NAME | host | none |     create_check.py
                     container:NAME), -p/-P/--ip/--dns against it; the
                     requested port bindings; /etc/hosts, hostname,
                     resolv.conf written in the container's folder     write_etc_files
@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 from cove.engine.network import hostwide
 from cove.engine.network.hostwide import HOST_LOCK as HOST_LOCK
 from cove.engine.network.hostwide import host_lock
-from cove.errors import CoveError, InvalidArgument, NetworkError
+from cove.engine.network.networks import network_event
+from cove.errors import CoveError, NetworkError
 
 if TYPE_CHECKING:
     from cove.engine.network.networks import NetworkService
@@ -72,103 +73,6 @@ def own_namespace(mode: str) -> bool:
 def uses_networks(mode: str) -> bool:
     """bridge or a user network: leases, veths, rules."""
     return own_namespace(mode) and mode != "none"
-
-
-@dataclass
-class CreateCheck:
-    """What `check_create` found: the port bindings asked for (host port 0: picked at
-    start), the joined container for container:NAME, warnings."""
-
-    bindings: list[PortBinding] = field(default_factory=list)
-    joined: ContainerRecord | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def check_create(
-    root: str,
-    store: ContainerStore,
-    options: Any,
-    exposed: Sequence[str] = (),
-) -> CreateCheck:
-    """Docker's checks of --network and the flags that depend on it. `options`: the
-    CreateOptions; `exposed`: the image's ExposedPorts keys (for -P)."""
-    from cove.engine.network import ports
-
-    mode = str(options.network or "bridge")
-    found = CreateCheck()
-    for spec in options.expose:
-        ports.parse_expose(spec)  # (InvalidPort names what is wrong)
-    publish = [b for spec in options.publish for b in ports.parse_publish(spec)]
-    if options.publish_all:
-        asked = {(b.container_port, b.protocol) for b in publish}
-        publish += [b for b in ports.expose_all({key: {} for key in exposed})
-                    if (b.container_port, b.protocol) not in asked]  # fmt: skip
-    if mode.startswith(CONTAINER_PREFIX):
-        target = mode[len(CONTAINER_PREFIX) :]
-        if not target:
-            raise InvalidArgument("invalid value 'container:' for flag --network: name a container")
-        if options.publish or options.publish_all:
-            raise InvalidArgument("conflicting options: port publishing and the container type "
-                                  "network mode")  # fmt: skip
-        if options.hostname:
-            raise InvalidArgument("conflicting options: hostname and the network mode")
-        if options.dns or options.dns_search or options.dns_options or options.add_hosts:
-            raise InvalidArgument("conflicting options: dns and the network mode")
-        if options.ip:
-            raise InvalidArgument("conflicting options: --ip and the network mode")
-        found.joined = store.get(target)
-        return found
-    if options.ip or options.network_aliases:
-        if mode in ("bridge", *PSEUDO_MODES):
-            flag = "--ip" if options.ip else "--network-alias"
-            raise InvalidArgument(f"{flag}: user specified IP address and aliases are supported "
-                                  "on user defined networks only")  # fmt: skip
-    if options.connect:
-        _check_more_networks(root, mode, options.connect)
-    if mode == "host":
-        if publish:
-            found.warnings.append("Published ports are discarded when using host network mode")
-        return found
-    if mode == "none":
-        return found
-    from cove.engine.network.networks import NetworkService
-
-    network = NetworkService(root).get(mode)
-    if network.pseudo:  # found by id
-        return found
-    if options.ip:
-        import ipaddress
-
-        try:
-            address = ipaddress.IPv4Address(options.ip)
-        except ValueError:
-            raise InvalidArgument(f"invalid value '{options.ip}' for flag --ip: not an IPv4 "
-                                  "address") from None  # fmt: skip
-        if address not in ipaddress.IPv4Network(network.subnet):
-            raise InvalidArgument(f"invalid value '{options.ip}' for flag --ip: not in the subnet "
-                                  f"{network.subnet} of network {network.name}")  # fmt: skip
-    if network.internal and publish:
-        found.warnings.append(f"network {network.name} is internal: published ports are ignored")
-        publish = []
-    found.bindings = publish
-    return found
-
-
-def _check_more_networks(root: str, mode: str, more: Sequence[Mapping[str, Any]]) -> None:
-    """Networks after the first (`--network a --network b`): user networks only, each once,
-    as Docker has it."""
-    from cove.engine.network.networks import NetworkService
-
-    service = NetworkService(root)
-    seen = set()
-    for term in [mode, *(str(entry.get("network") or "") for entry in more)]:
-        network = service.get(term) if not term.startswith(CONTAINER_PREFIX) else None
-        if network is None or network.pseudo or network.name == "bridge":
-            raise InvalidArgument("conflicting options: cannot attach both user-defined and "
-                                  "non-user-defined network-modes")  # fmt: skip
-        if network.id in seen:
-            raise InvalidArgument(f"network {network.name} is given more than once")
-        seen.add(network.id)
 
 
 def joined_namespace(store: ContainerStore, config: Mapping[str, Any]) -> str:
@@ -586,14 +490,6 @@ def unplug(root: str, container_id: str, *, ports: bool = True, links: bool = Tr
         service.release_all(container_id)
     for network in left:
         network_event(root, "disconnect", network, container_id)
-
-
-def network_event(root: str, action: str, network: Network, container_id: str) -> None:
-    """dockerd's connect and disconnect events: the network's, naming the container."""
-    from cove.engine import events
-
-    events.emit_object(root, "network", action, network.id, container=container_id,
-                       name=network.name, type=network.driver)  # fmt: skip
 
 
 def _leases_of(service: NetworkService, container_id: str) -> list[Lease]:

@@ -326,14 +326,8 @@ class NetworkService:
             )  # fmt: skip
             self._files.write(network)
             self._claim(network)
-        self._event("create", network)
+        network_event(self.root, "create", network)
         return network
-
-    def _event(self, action: str, network: Network, **more: str) -> None:
-        from cove.engine import events
-
-        events.emit_object(self.root, "network", action, network.id, **more,
-                           name=network.name, type=network.driver)  # fmt: skip
 
     def remove(self, term: str) -> Network:
         """Remove a user network: refused for the pre-defined ones (`PredefinedNetwork`)
@@ -353,7 +347,7 @@ class NetworkService:
                 raise NetworkInUse(network.name, network.id, self._container_names(holders))
             self._files.unlink(network)
         self._forget(network)
-        self._event("destroy", network)
+        network_event(self.root, "destroy", network)
         return network
 
     def prune(self) -> builtins.list[Network]:
@@ -367,7 +361,7 @@ class NetworkService:
                     removed.append(network)
         for network in removed:
             self._forget(network)
-            self._event("destroy", network)
+            network_event(self.root, "destroy", network)
         return sorted(removed, key=lambda n: n.name)
 
     def _forget(self, network: Network) -> None:
@@ -439,3 +433,13 @@ def _subnets(networks: Iterable[Network]) -> builtins.list[tuple[str, IPv4Networ
 
 def _networks(networks: Iterable[Network]) -> builtins.list[IPv4Network]:
     return [subnet for _, subnet in _subnets(networks)]
+
+
+def network_event(root: str, action: str, network: Network, container_id: str = "") -> None:
+    """dockerd's network events: create and destroy, and connect and disconnect (which
+    name the container)."""
+    from cove.engine import events
+
+    more = {"container": container_id} if container_id else {}
+    events.emit_object(root, "network", action, network.id, **more, name=network.name,
+                       type=network.driver)  # fmt: skip
