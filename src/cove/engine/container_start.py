@@ -319,9 +319,11 @@ def _finish(
 
 
 def remove_files(store: ContainerStore, root: str, container_id: str) -> None:
-    """The snapshot (with the container's changes), the record and the folder."""
+    """The snapshot (with the container's changes), the record, the folder, and the
+    runtime calls' scratch files (a healthcheck killed late leaves its own)."""
     choose_snapshotter(root).remove(snapshot_key(container_id))
     forget(store, container_id)
+    forget_scratch(Path(root) / "runtime", container_id)
 
 
 def _oom_killed(record: ContainerRecord) -> bool:

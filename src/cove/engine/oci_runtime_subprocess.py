@@ -142,21 +142,25 @@ class SubprocessRuntime(OCIRuntime):
                 )
             else:
                 streams = (subprocess.DEVNULL, out, err)
+            held = SignalsHeld()
             try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=streams[0],
-                    stdout=streams[1],
-                    stderr=streams[2],
-                    pass_fds=tuple(pass_fds),
-                    start_new_session=True,
-                    close_fds=True,
-                )
+                with held:
+                    proc = subprocess.Popen(
+                        argv,
+                        stdin=streams[0],
+                        stdout=streams[1],
+                        stderr=streams[2],
+                        pass_fds=tuple(pass_fds),
+                        start_new_session=True,
+                        close_fds=True,
+                    )
             except OSError as exc:
+                held.deliver()
                 raise RuntimeFailed(
                     self.name, verb, container_id, f"cannot run {argv[0]}: {exc.strerror}"
                 ) from None
             try:
+                held.deliver()
                 rc = proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
                 self._kill_group(proc)
@@ -355,6 +359,46 @@ class SubprocessRuntime(OCIRuntime):
             raise RuntimeFailed(self.name, "events", container_id, "event is not a JSON object")
         data = event.get("data", {})
         return dict(data) if isinstance(data, dict) else {}
+
+
+class SignalsHeld:
+    """Python's handlers of SIGTERM, SIGINT and SIGHUP held off while a runtime process
+    starts, then run by `deliver`. A handler that raises inside Popen (a healthcheck ended
+    by its monitor) would orphan the runtime: it would run on, unkillable by its caller, and
+    write its --log after the caller removed it. Only the main thread runs Python's signal
+    handlers, so elsewhere this holds nothing."""
+
+    SIGNALS = (signal_module.SIGTERM, signal_module.SIGINT, signal_module.SIGHUP)
+
+    def __init__(self) -> None:
+        self._handlers: dict[int, Any] = {}
+        self._arrived: list[int] = []
+
+    def __enter__(self) -> SignalsHeld:
+        for signum in self.SIGNALS:
+            handler = signal_module.getsignal(signum)
+            if not callable(handler):
+                continue  # the default action or ignored: nothing runs in Python
+            try:
+                signal_module.signal(signum, self._hold)
+            except ValueError:
+                break  # not the main thread
+            self._handlers[signum] = handler
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._handlers.items():
+            signal_module.signal(signum, handler)
+        self._handlers.clear()
+
+    def _hold(self, signum: int, _frame: object) -> None:
+        self._arrived.append(signum)
+
+    def deliver(self) -> None:
+        """Run the handlers of the signals that arrived meanwhile (they may raise)."""
+        arrived, self._arrived = self._arrived, []
+        for signum in arrived:
+            signal_module.raise_signal(signum)
 
 
 def _scratch_prefix(verb: str, container_id: str) -> str:

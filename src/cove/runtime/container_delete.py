@@ -53,9 +53,9 @@ def destroy(store: Store, record: ContainerRecord) -> list[str]:
     if record.pid and not wait_gone(record.pid, record.pid_start, timeout=10):
         raise CgroupError(f"container {record.id!r}: init {record.pid} survived SIGKILL")
     cgroup.destroy()
-    store.remove(record.id)
+    removed_here = store.remove(record.id)
     hooks = record.hooks.get("poststop")
-    if not hooks:
+    if not hooks or not removed_here:  # a racing delete removed it: its hooks ran there
         return []
     from cove.oci.runtime_spec import parse_hook_list
     from cove.runtime.hooks import run_hooks

@@ -11,6 +11,7 @@ already gone: init dies with its parent until the record is final.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 
@@ -160,15 +161,24 @@ class Store:
             return []
         return [name for name in names if _is_valid_id(name)]
 
-    def remove(self, container_id: str) -> None:
+    def remove(self, container_id: str) -> bool:
+        """Remove the container's state; True if this call removed its state file. Two
+        deletes may race (a stop's clean-up and an rm): the loser finds things gone."""
         path = self.container_dir(container_id)
         try:
             names = os.listdir(path)
         except FileNotFoundError:
-            return
+            return False
+        removed_state = False
         for name in names:
-            os.unlink(os.path.join(path, name))
-        os.rmdir(path)
+            try:
+                os.unlink(os.path.join(path, name))
+            except FileNotFoundError:
+                continue
+            removed_state = removed_state or name == STATE_FILE
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(path)
+        return removed_state
 
     def _sweep_if_stale(self, container_id: str) -> bool:
         """Remove a directory left by a killed `create`; True if it was stale and is gone."""

@@ -315,3 +315,63 @@ def test_runtime_for(tmp_path: Path, fake: tuple[Path, Path]) -> None:
     if os.path.exists("/usr/bin/crun"):
         crun = runtime_for("crun", tmp_path)
         assert bool(crun.argv_prefix) == is_cgroup_hybrid()
+
+
+class _Ended(Exception):
+    pass
+
+
+def _end(signum: int, _frame: object) -> None:
+    raise _Ended(signum)
+
+
+def test_a_signal_during_the_runtime_start_is_handled_once_it_is_ours_to_kill(
+    fake: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A healthcheck's SIGTERM that lands inside Popen must not orphan the runtime: it is
+    handled after Popen returns, so the runtime is killed and its scratch files go."""
+    import signal
+    import subprocess
+
+    rt = make(fake, tmp_path)
+    monkeypatch.setenv("FAKE_MODE", "sleep")
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen_hit_by_sigterm(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        os.kill(os.getpid(), signal.SIGTERM)  # as the monitor ends a check
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen_hit_by_sigterm)
+    previous = signal.signal(signal.SIGTERM, _end)
+    try:
+        with pytest.raises(_Ended):
+            rt.exec("c1", {"args": ["true"]}, detach=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        orphans = [proc for proc in started if proc.poll() is None]
+        for proc in orphans:
+            proc.kill()
+            proc.wait()
+    assert started and not orphans
+    assert started[0].returncode == -signal.SIGKILL  # killed and reaped by the runtime call
+    assert os.listdir(rt.log_dir) == []  # the log and the process file went with it
+
+
+def test_signals_held_outside_the_main_thread_hold_nothing() -> None:
+    import threading
+
+    from cove.engine.oci_runtime_subprocess import SignalsHeld
+
+    entered: list[int] = []
+
+    def body() -> None:
+        with SignalsHeld() as held:
+            entered.append(len(held._handlers))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert entered == [0]

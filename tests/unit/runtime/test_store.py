@@ -198,9 +198,28 @@ def test_remove(store: Store, fds: list[int]) -> None:
     store.save(record())
     Path(store.fifo_path("ct1")).write_text("")
     os.close(fd)
-    store.remove("ct1")
+    assert store.remove("ct1") is True
     assert not os.path.exists(store.container_dir("ct1"))
-    store.remove("ct1")  # already gone: fine
+    assert store.remove("ct1") is False  # already gone: fine
+
+
+def test_remove_racing_another_remove(
+    store: Store, fds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd = store.reserve("ct1")
+    store.save(record())
+    os.close(fd)
+    listdir = os.listdir
+
+    def listed_then_removed_by_the_other(path: str) -> list[str]:
+        names = listdir(path)
+        monkeypatch.setattr("cove.runtime.store.os.listdir", listdir)
+        Store(store.root).remove("ct1")  # the other delete wins after this one listed
+        return names
+
+    monkeypatch.setattr("cove.runtime.store.os.listdir", listed_then_removed_by_the_other)
+    assert store.remove("ct1") is False  # the state file was the other's to remove
+    assert not os.path.exists(store.container_dir("ct1"))
 
 
 def test_paths(store: Store, tmp_path: Path) -> None:
