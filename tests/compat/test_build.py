@@ -107,6 +107,15 @@ def test_docker_build_runs_each_step_and_the_rebuild_is_cached(
     assert "Step 1/5 : FROM bb:1" in out
     assert "Step 3/5 : RUN cat /data/hello.txt" in out
     assert "\nran the-run-step\n" in out
+    # as dockerd's legacy builder: the RUN step's container, named when it runs and goes
+    running = re.findall(
+        r"^Step 3/5 : .*\n ---> Running in ([0-9a-f]{12})\nran the-run-step\n"
+        r"Removing intermediate container ([0-9a-f]{12})$",
+        out,
+        re.M,
+    )
+    assert len(running) == 1 and running[0][0] == running[0][1], out
+    assert out.count("Running in") == 1  # only RUN steps have a container
     assert 'Step 5/5 : CMD ["sh", "-c", "echo $GREETING; cat /data/copy.txt"]' in out
     short = re.findall(r"^Successfully built ([0-9a-f]{12})$", out, re.M)
     assert len(short) == 1
@@ -349,3 +358,41 @@ def test_sdk_build_error(api: ApiServer, client: Any) -> None:
     with pytest.raises(docker_errors.ImageNotFound):
         client.images.get("bt-sdkfail:1")
     assert contexts_left(api) == []
+
+
+# --- the build cache -----------------------------------------------------------------------
+
+CACHE_MOUNT = """\
+FROM bb:1
+RUN --mount=type=cache,target=/cache,id=compat-prune dd if=/dev/zero of=/cache/f bs=1k count=8
+"""
+
+
+def test_build_cache_in_df_and_pruned_by_the_cli_and_the_sdk(
+    api: ApiServer, docker: DockerCli, client: Any, tmp_path: Path, tags: list[str]
+) -> None:
+    ctx = context(tmp_path / "ctx", {"Dockerfile": CACHE_MOUNT})
+    tags.append("bt-cache:1")
+    built = docker("build", "-t", "bt-cache:1", str(ctx), timeout=180)
+    assert built.returncode == 0, built.stderr + built.stdout
+    records = client.df()["BuildCache"]
+    assert len(records) == 1, records
+    record = records[0]
+    assert (record["Type"], record["InUse"], record["UsageCount"]) == ("exec.cachemount",
+                                                                       False, 1)  # fmt: skip
+    assert record["Description"] == "cached mount /cache" and record["Size"] >= 8192
+    df = docker("system", "df")
+    assert re.search(r"^Build Cache\s+1\s+0\s+\S+kB", df.stdout, re.M), df.stdout
+
+    pruned = docker("builder", "prune", "-f")
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith(f"Deleted build cache objects:\n{record['ID']}\n"), pruned.stdout
+    assert client.df()["BuildCache"] == []
+
+    built = docker("build", "-t", "bt-cache:1", str(ctx), timeout=180)
+    assert built.returncode == 0 and " ---> Using cache" in built.stdout  # the step cache stays
+    answer = client.api.prune_builds()  # docker-py: POST /build/prune
+    assert answer["SpaceReclaimed"] == 0 and answer["CachesDeleted"] == []
+    with pytest.raises(docker_errors.APIError) as info:
+        client.api.prune_builds(filters={"label": "x"})
+    assert info.value.status_code == 400 and "invalid filter 'label'" in str(info.value)

@@ -66,7 +66,7 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -82,9 +82,12 @@ from cove.api.build_context import (
 )
 from cove.api.build_options import BuildOptions, parse_options
 from cove.api.build_stream import DONE, FAILED, LINE, StreamReporter, StreamWriter
-from cove.api.context import engine_of
+from cove.api.context import Services, engine_of
 from cove.api.hijack import stream_flag
 from cove.api.routing import Routes, request_version
+
+if TYPE_CHECKING:
+    from cove.engine.build_prune import BuildCachePruned
 
 routes = Routes()
 log = logging.getLogger("cove.api")
@@ -214,5 +217,31 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 @routes.post("/build/prune")
 async def build_prune(request: web.Request) -> web.Response:
-    """No build cache to prune: Docker's answer for an empty cache."""
-    return web.json_response({"CachesDeleted": [], "SpaceReclaimed": 0})
+    """The build cache (`cove.engine.build_prune`): `all`, `keep-storage` (bytes) and the
+    `until` filter, as dockerd takes them."""
+    from cove.api.errors import BadParameter
+    from cove.api.query import query_bool, query_int, request_filters, until_of
+
+    filters = request_filters(request)
+    until = until_of(filters)
+    for value in filters.pop("dangling", []):  # what a prune removes is unused anyway
+        if value.lower() not in ("true", "1", "false", "0"):
+            raise BadParameter(f"invalid filter 'dangling={value}'")
+    if filters:
+        raise BadParameter(
+            f"invalid filter '{sorted(filters)[0]}': /build/prune takes until and dangling"
+        )
+    everything = query_bool(request, "all")
+    keep = query_int(request, "keep-storage", 0)
+    if keep < 0:
+        raise BadParameter(f"invalid keep-storage {keep}: it cannot be negative")
+
+    def prune(s: Services) -> BuildCachePruned:
+        from cove.engine.build_prune import prune_build_cache
+
+        return prune_build_cache(s.root, all_cache=everything, until=until,
+                                 keep_storage=keep)  # fmt: skip
+
+    pruned = await engine_of(request).call(prune)
+    return web.json_response({"CachesDeleted": pruned.deleted,
+                              "SpaceReclaimed": pruned.reclaimed})  # fmt: skip

@@ -88,6 +88,14 @@ class StreamReporter:
             self._end_output()
             self._send(message if message.endswith("\n") else message + "\n")
 
+    def intermediate_container(self, container_id: str, removed: bool) -> None:
+        """dockerd's legacy builder names each RUN step's container."""
+        with self._lock:
+            self._end_output()
+            short = container_id[:12]
+            self._send(f"Removing intermediate container {short}\n" if removed
+                       else f" ---> Running in {short}\n")  # fmt: skip
+
     # the plumbing
 
     def _check(self) -> None:

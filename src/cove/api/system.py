@@ -10,13 +10,16 @@ import os
 import platform
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from cove.api.context import Services, engine_of
 from cove.api.errors import BadParameter
 from cove.api.routing import API_VERSION, MIN_API_VERSION, Routes
+
+if TYPE_CHECKING:
+    from cove.engine.build_cache_mounts import CacheMount
 
 routes = Routes()
 
@@ -255,8 +258,22 @@ def disk_usage_document(services: Services, kinds: Sequence[str]) -> dict[str, A
             volumes.append(shape)
         document["Volumes"] = volumes
     if "build-cache" in kinds:
-        document["BuildCache"] = []  # cove keeps no build cache
+        document["BuildCache"] = [_cache_record(item) for item in usage.build_cache]
     return document
+
+
+def _cache_record(item: CacheMount) -> dict[str, Any]:
+    """A cache mount as BuildKit's build cache record (the step cache's images are images)."""
+    return {"ID": item.name, "Parent": "", "Parents": [], "Type": "exec.cachemount",
+            "Description": f"cached mount {item.target or item.id}", "InUse": item.in_use,
+            "Shared": False, "Size": item.size, "CreatedAt": _rfc3339(item.created),
+            "LastUsedAt": _rfc3339(item.last_used), "UsageCount": item.uses}  # fmt: skip
+
+
+def _rfc3339(moment: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
 
 
 @routes.get("/system/df")

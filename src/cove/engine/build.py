@@ -67,6 +67,7 @@ class BuildReporter(Protocol):
     def output(self, data: bytes) -> None: ...
     def step_done(self, image_id: str) -> None: ...
     def note(self, message: str) -> None: ...
+    def intermediate_container(self, container_id: str, removed: bool) -> None: ...
 
 
 class NullReporter:
@@ -85,6 +86,9 @@ class NullReporter:
         pass
 
     def note(self, message: str) -> None:
+        pass
+
+    def intermediate_container(self, container_id: str, removed: bool) -> None:
         pass
 
 
@@ -114,6 +118,10 @@ class _Locked:
     def note(self, message: str) -> None:
         with self._lock:
             self._reporter.note(message)
+
+    def intermediate_container(self, container_id: str, removed: bool) -> None:
+        with self._lock:
+            self._reporter.intermediate_container(container_id, removed)
 
 
 def _timestamp(request: BuildRequest) -> int | None:

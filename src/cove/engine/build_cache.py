@@ -84,6 +84,17 @@ class BuildCache:
         with self._lock:
             self._conn.execute("DELETE FROM steps WHERE key = ?", (key,))
 
+    def forget_before(self, until: float | None = None) -> set[str]:
+        """Forget every step (made before `until`, a time.time()); the image ids they gave
+        and were built on."""
+        bound = float("inf") if until is None else until
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT parent, image FROM steps WHERE created < ?", (bound,)
+            ).fetchall()
+            self._conn.execute("DELETE FROM steps WHERE created < ?", (bound,))
+        return {str(value) for row in rows for value in row} - {"scratch"}
+
 
 def intermediate_ids(root: str) -> set[str]:
     """Image ids that cached steps were built on (Docker's intermediate images): `cove

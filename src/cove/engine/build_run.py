@@ -5,9 +5,9 @@ The container gets the stage's RUN environment (ENV, then ARG values, then proxy
 args), the image's WORKDIR, USER and SHELL, the step's network (`default` is Docker's:
 the bridge), no health check, and its `--mount`s:
 
-- `type=cache`: a folder of the engine root, `<root>/build/cache-mounts/<hash of id>`,
-  kept between builds, bind-mounted (`sharing=locked` holds a lock on it for the step);
-  never part of the layer.
+- `type=cache`: a folder of the engine root kept between builds, bind-mounted, never part
+  of the layer; held for the step (`cove.engine.build_cache_mounts`: `sharing=locked`
+  holds it alone; a prune skips it).
 - `type=bind`: from the context (read-only: the context folder itself; `rw`: an overlay
   of it whose writes are dropped) or from another stage or an image (an overlay of its
   layers), the source resolved inside that root.
@@ -24,16 +24,14 @@ and the last lines of output.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import posixpath
 import select
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cove.engine.attach import EXIT, STDERR, STDOUT, AttachClient
+from cove.engine.build_cache_mounts import held_cache_mount
 from cove.engine.build_layers import MountedImage, NewLayer, layer_from_upper, prune_placeholders
 from cove.engine.container_create import RunSettings, snapshot_key
 from cove.engine.container_diff import mount_points
@@ -76,24 +74,6 @@ def run_argv(run: Run, shell: Sequence[str], scripts: str) -> tuple[list[str], l
     return run.command.argv(shell), []
 
 
-def cache_mount_dir(root: str, mount: Mount) -> str:
-    """The folder behind `--mount=type=cache,id=...` (the id defaults to the target)."""
-    key = mount.id or mount.target
-    name = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    folder = os.path.join(root, "build", "cache-mounts", name)
-    if not os.path.isdir(folder):
-        os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
-        partial = f"{folder}.{uuid.uuid4().hex[:8]}"
-        os.mkdir(partial, 0o755)
-        os.chown(partial, mount.uid or 0, mount.gid or 0)
-        os.chmod(partial, 0o755 if mount.mode is None else mount.mode)
-        try:
-            os.rename(partial, folder)
-        except OSError:
-            os.rmdir(partial)  # another build made it meanwhile
-    return folder
-
-
 def run_mounts(
     run: Run,
     *,
@@ -113,9 +93,7 @@ def run_mounts(
             target = posixpath.normpath(posixpath.join(workdir or "/", mount.target))
             spec = f"RUN --mount=type={mount.type},target={mount.target}"
             if mount.type == "cache":
-                folder = cache_mount_dir(root, mount)
-                if mount.sharing == "locked":
-                    stack.enter_context(_locked(folder))
+                folder = stack.enter_context(held_cache_mount(root, mount))
                 options.append(MountOption(type="bind", source=folder, target=target,
                                            read_only=mount.readonly))  # fmt: skip
             elif mount.type == "tmpfs":
@@ -158,16 +136,6 @@ def _bind_source(mount: Mount, stack: contextlib.ExitStack, *, root: str, store:
         raise DockerfileError(f"{spec}: no {mount.source or '/'} in {where}", file=file,
                               line=line)  # fmt: skip
     return path
-
-
-@contextlib.contextmanager
-def _locked(folder: str):  # type: ignore[no-untyped-def]
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class _Tail:
@@ -222,6 +190,7 @@ def run_step(
     mtime: int,
     output: Callable[[bytes], None],
     warn: Callable[[str], None],
+    container: Callable[[str, bool], None],
     text: str,
     file: str,
     line: int,
@@ -229,7 +198,8 @@ def run_step(
 ) -> NewLayer | None:
     """Run one RUN step in a container of `image_id`; its changes as a stored layer (None
     when it changed nothing). The container is removed in every case (also when `stop()`
-    says the build stops: another stage failed)."""
+    says the build stops: another stage failed); `container(id, removed)` hears of it
+    when it runs and when it is gone."""
     service = ContainerService(root)
     labels = {BUILD_LABEL: str(os.getpid())}
     options = CreateOptions(cmd=argv, entrypoint=[], env=list(env), network=network,
@@ -245,6 +215,7 @@ def run_step(
         except CoveError as exc:  # the command cannot start (no shell in the image, no user)
             raise DockerfileError(f"RUN {text}: {exc}", file=file, line=line) from None
         assert client is not None
+        container(record.id, False)
         try:
             code = _pump(client, output, tail, stop)
         finally:
@@ -271,6 +242,8 @@ def run_step(
                 service.remove(record.id, force=True, volumes=True)
             except CoveError as exc:
                 warn(f"cannot remove the build container {record.short_id}: {exc}")
+            else:
+                container(record.id, True)
 
 
 def remove_stale_containers(root: str) -> None:

@@ -81,6 +81,7 @@ class StepReporter(Protocol):
     def output(self, data: bytes) -> None: ...
     def step_done(self, image_id: str) -> None: ...
     def note(self, message: str) -> None: ...
+    def intermediate_container(self, container_id: str, removed: bool) -> None: ...
 
 
 @dataclass
@@ -465,6 +466,7 @@ class StageBuilder:
                     root=state.root, store=state.store, image_id=image_id, argv=argv, env=env,
                     network=network, mounts=script_mounts + mounts.options, mtime=state.mtime,
                     output=state.reporter.output, warn=state.reporter.note,
+                    container=state.reporter.intermediate_container,
                     text=_step_text(instruction).removeprefix("RUN ").strip(),
                     stop=state.cancelled.is_set,
                     file=state.file, line=instruction.line,

@@ -3,8 +3,9 @@ what nothing uses, as Docker reports them.
 
 Sizes: an image is the content it has in the store (manifest, config, layer blobs; a blob
 several images share counts once in totals); a container is what it wrote (the files of
-its snapshot's upper dir, or of its copy); a volume is the files under its _data. Build
-cache: cove has none (always 0).
+its snapshot's upper dir, or of its copy); a volume is the files under its _data; the build
+cache is the folders of `RUN --mount=type=cache` (`cove.engine.build_cache_mounts`: the
+step cache's intermediate images count as images).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from cove.engine.build_cache_mounts import CacheMount
 from cove.engine.state import ContainerRecord
 from cove.engine.volume_data import tree_size
 
@@ -49,6 +51,7 @@ class DiskUsage:
     images_reclaimable: int = 0
     containers: list[ContainerUsage] = field(default_factory=list)
     volumes: list[VolumeUsage] = field(default_factory=list)
+    build_cache: list[CacheMount] = field(default_factory=list)
 
     def summary(self) -> list[tuple[str, int, int, int, int]]:
         """(TYPE, TOTAL, ACTIVE, SIZE, RECLAIMABLE) lines."""
@@ -64,7 +67,9 @@ class DiskUsage:
              containers_size, containers_free),
             ("Local Volumes", len(self.volumes), sum(1 for v in self.volumes if v.links),
              volumes_size, volumes_free),
-            ("Build Cache", 0, 0, 0, 0),
+            ("Build Cache", len(self.build_cache), sum(1 for m in self.build_cache if m.in_use),
+             sum(m.size for m in self.build_cache),
+             sum(m.size for m in self.build_cache if not m.in_use)),
         ]  # fmt: skip
 
 
@@ -102,10 +107,11 @@ def shared_totals(
 
 
 def disk_usage(root: str, *, volumes: bool = True) -> DiskUsage:
+    from cove.engine.build_cache_mounts import cache_mounts
     from cove.engine.containers import ContainerService
     from cove.image.store import ImageStore
 
-    usage = DiskUsage()
+    usage = DiskUsage(build_cache=cache_mounts(root))
     records = ContainerService(root).list(all_containers=True)
     users: dict[str, int] = {}
     for record in records:
@@ -147,12 +153,14 @@ class PruneReport:
     volumes: list[str] = field(default_factory=list)
     untagged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    build_cache: list[str] = field(default_factory=list)
     reclaimed: int = 0
 
 
 def prune(root: str, *, all_images: bool = False, volumes: bool = False) -> PruneReport:
     """`docker system prune`: stopped containers, then (with `volumes`) the anonymous
-    volumes no container uses, then dangling images (every unused one with `all_images`)."""
+    volumes no container uses, then dangling images (every unused one with `all_images`),
+    then the unused build cache (all of it with `all_images`)."""
     from cove.engine.containers import ContainerService
     from cove.engine.images import ImageService
 
@@ -174,4 +182,9 @@ def prune(root: str, *, all_images: bool = False, volumes: bool = False) -> Prun
             report.untagged.extend(item.untagged)
             report.deleted.extend(item.deleted)
         report.reclaimed += freed
+    from cove.engine.build_prune import prune_build_cache
+
+    pruned = prune_build_cache(root, all_cache=all_images)
+    report.build_cache = pruned.deleted
+    report.reclaimed += pruned.reclaimed
     return report

@@ -39,6 +39,7 @@ from cove.errors import BuildError, DockerfileError, InvalidReference, StepFaile
 IMAGE_ID = "sha256:" + "ab12" * 16
 BASE_ID = "sha256:" + "0f" * 32
 RUN_ID = "sha256:" + "c3" * 32
+CONTAINER_ID = "5e" * 32
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -106,11 +107,13 @@ def steps_builder(seen: Seen, fail: BaseException | None = None) -> Callable[...
         reporter.step(1, 3, "", "FROM bb:1")
         reporter.step_done(BASE_ID)
         reporter.step(2, 3, "", "RUN echo hi")
+        reporter.intermediate_container(CONTAINER_ID, False)
         reporter.output(b"hi\n")
         reporter.output("caf\u00e9".encode()[:4])  # a character cut in two
         reporter.output("caf\u00e9".encode()[4:] + b" no newline")
         if fail is not None:
             raise fail
+        reporter.intermediate_container(CONTAINER_ID, True)
         reporter.step_done(RUN_ID)
         reporter.note("[Warning] One or more build-args [X] were not consumed")
         reporter.step(3, 3, "", 'CMD ["sh"]')
@@ -166,8 +169,10 @@ def test_steps_become_dockers_legacy_messages(tmp_path: Path) -> None:
         "Step 1/3 : FROM bb:1\n"
         " ---> 0f0f0f0f0f0f\n"
         "Step 2/3 : RUN echo hi\n"
+        " ---> Running in 5e5e5e5e5e5e\n"
         "hi\n"
         "caf\u00e9 no newline\n"
+        "Removing intermediate container 5e5e5e5e5e5e\n"
         " ---> c3c3c3c3c3c3\n"
         "[Warning] One or more build-args [X] were not consumed\n"
         'Step 3/3 : CMD ["sh"]\n'

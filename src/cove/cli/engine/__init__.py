@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("container_attach", "connect to a running container's stdio"),
     "build": ("build", "build an image from a Dockerfile (Containerfile)"),
+    "builder": ("builder", "manage the build cache: prune"),
     "commit": ("container_commit", "make an image from a container's changes"),
     "container": ("container", "manage containers: create, start, stop, ls, rm, prune..."),
     "cp": ("container_cp", "copy files between a container and the host"),

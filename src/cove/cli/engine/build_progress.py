@@ -80,6 +80,9 @@ class PlainReporter:
     def note(self, message: str) -> None:
         self._line(f"note: {message}")
 
+    def intermediate_container(self, container_id: str, removed: bool) -> None:
+        pass  # podman's plain lines do not name the RUN containers
+
     def close(self, failed: bool = False) -> None:
         self._flush_partial()
 
@@ -180,6 +183,9 @@ class TtyReporter:
         row = self._rows.pop(threading.get_ident(), None)
         if row is not None:
             self._finish(row, "cached" if row.status == "cached" else "done")
+
+    def intermediate_container(self, container_id: str, removed: bool) -> None:
+        pass
 
     def note(self, message: str) -> None:
         self._erase()

@@ -61,9 +61,19 @@ def run(args: argparse.Namespace, context: Context) -> int:
     out("\nLocal Volumes space usage:\n\n")
     print_table(["VOLUME NAME", "LINKS", "SIZE"],
                 [[v.name, str(v.links), human_size(v.size)] for v in usage.volumes])  # fmt: skip
-    out("\nBuild cache usage: 0B\n\n")
-    print_table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], [])
+    out(f"\nBuild cache usage: {human_size(sum(m.size for m in usage.build_cache))}\n\n")
+    cache_rows = [[m.name[:12], "exec.cachemount", human_size(m.size), _since(m.created),
+                   _since(m.last_used), str(m.uses), "false"]
+                  for m in usage.build_cache]  # fmt: skip
+    print_table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"],
+                cache_rows)  # fmt: skip
     return 0
+
+
+def _since(moment: float) -> str:
+    import datetime
+
+    return human_since(datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat())
 
 
 def _prune(args: argparse.Namespace, context: Context) -> int:
@@ -75,6 +85,7 @@ def _prune(args: argparse.Namespace, context: Context) -> int:
             what.append("all anonymous volumes not used by at least one container")
         what.append("all images without at least one container associated to them"
                     if args.all else "all dangling images")  # fmt: skip
+        what.append("all build cache" if args.all else "unused build cache")
         sys.stdout.write("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what))
         sys.stdout.write("\nAre you sure you want to continue? [y/N] ")
         sys.stdout.flush()
@@ -90,5 +101,8 @@ def _prune(args: argparse.Namespace, context: Context) -> int:
         out("Deleted Images:\n")
         out("".join(f"untagged: {name}\n" for name in report.untagged))
         out("".join(f"deleted: {digest}\n" for digest in report.deleted) + "\n")
+    if report.build_cache:
+        out("Deleted build cache objects:\n" + "".join(f"{n}\n" for n in report.build_cache)
+            + "\n")  # fmt: skip
     out(f"Total reclaimed space: {human_size(report.reclaimed)}\n")
     return 0

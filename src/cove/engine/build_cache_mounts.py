@@ -1,0 +1,225 @@
+"""The folders behind `RUN --mount=type=cache` (BuildKit's cache mounts), their disk use
+and their pruning (`cove builder prune`, `POST /build/prune`, `cove system prune`).
+
+Layout: `<root>/build/cache-mounts/<name>` with `<name>` the first 32 hex digits of the
+sha256 of the mount's id (the id defaults to the target), and beside it `<name>.json`:
+{"id", "target", "created", "uses"}; the sidecar's mtime is when a step last used it.
+
+Locks: a step holds a shared flock on the folder while its container runs (`sharing=locked`
+an exclusive one), so a prune, which takes an exclusive lock without waiting, skips the
+folders in use. A prune renames a folder away before removing it; a step that locked a
+folder checks that it is still the one at its path, and else makes it anew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cove.image.build.instructions import Mount
+
+FOLDER = ("build", "cache-mounts")
+_ATTEMPTS = 5  # a prune removing the folder each time we lock it is not worth more
+PARTIAL_AGE = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """One cache mount, as `docker system df -v` lists build cache records."""
+
+    name: str  # the folder's name: the record's ID
+    id: str  # the mount's id (its target when none was given)
+    target: str
+    created: float
+    last_used: float
+    uses: int  # how many steps mounted it
+    size: int
+    in_use: bool
+
+
+def mounts_dir(root: str) -> str:
+    return os.path.join(root, *FOLDER)
+
+
+def _name(mount: Mount) -> str:
+    key = mount.id or mount.target
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _make(folder: str, mount: Mount) -> None:
+    """Make `folder` with the mount's owner and mode (atomically: a racing build makes its
+    own and one of the two wins)."""
+    os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
+    partial = f"{folder}.{os.urandom(4).hex()}.partial"
+    os.mkdir(partial, 0o755)
+    os.chown(partial, mount.uid or 0, mount.gid or 0)
+    os.chmod(partial, 0o755 if mount.mode is None else mount.mode)
+    try:
+        os.rename(partial, folder)
+    except OSError:
+        os.rmdir(partial)  # another build made it meanwhile
+
+
+def _write_sidecar(folder: str, mount: Mount) -> None:
+    """Count one more use (two steps at once may count one: it is only shown)."""
+    sidecar = folder + ".json"
+    document, _ = _read_sidecar(folder)
+    uses = document.get("uses")
+    document = {"id": document.get("id", mount.id or mount.target),
+                "target": document.get("target", mount.target),
+                "created": document.get("created", time.time()),
+                "uses": (uses if isinstance(uses, int) else 0) + 1}  # fmt: skip
+    partial = f"{sidecar}.{os.urandom(4).hex()}.partial"
+    with open(partial, "w") as out:
+        json.dump(document, out)
+    os.replace(partial, sidecar)
+
+
+@contextlib.contextmanager
+def held_cache_mount(root: str, mount: Mount) -> Iterator[str]:
+    """The folder of `mount`, locked for one step (shared; exclusive for `sharing=locked`)
+    so that no prune removes it while the step's container has it mounted."""
+    folder = os.path.join(mounts_dir(root), _name(mount))
+    mode = fcntl.LOCK_EX if mount.sharing == "locked" else fcntl.LOCK_SH
+    for _ in range(_ATTEMPTS):
+        if not os.path.isdir(folder):
+            _make(folder, mount)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # pruned between the two calls
+        try:
+            fcntl.flock(fd, mode)
+            if _same_file(fd, folder):
+                _write_sidecar(folder, mount)
+                yield folder
+                return
+        finally:
+            os.close(fd)
+    raise OSError(f"cache mount {mount.id or mount.target}: removed by a prune each time")
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
+def _is_name(entry: str) -> bool:
+    return len(entry) == 32 and all(c in "0123456789abcdef" for c in entry)
+
+
+def _read_sidecar(folder: str) -> tuple[dict[str, object], float]:
+    try:
+        with open(folder + ".json") as sidecar:
+            document = json.load(sidecar)
+        used = os.stat(folder + ".json").st_mtime
+    except (OSError, ValueError):
+        document, used = {}, os.stat(folder).st_mtime
+    return (document if isinstance(document, dict) else {}), used
+
+
+def _in_use(folder: str) -> bool:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def cache_mounts(root: str) -> list[CacheMount]:
+    """Every cache mount with its size, oldest use first."""
+    from cove.engine.volume_data import tree_size
+
+    base = mounts_dir(root)
+    try:
+        entries = os.listdir(base)
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in entries:
+        folder = os.path.join(base, entry)
+        if not _is_name(entry) or not os.path.isdir(folder):
+            continue
+        try:
+            document, used = _read_sidecar(folder)
+            size = tree_size(folder)
+        except OSError:
+            continue  # pruned meanwhile
+        created, uses = document.get("created"), document.get("uses")
+        found.append(CacheMount(
+            name=entry, id=str(document.get("id", "")), target=str(document.get("target", "")),
+            created=float(created) if isinstance(created, (int, float)) else used,
+            last_used=used, uses=uses if isinstance(uses, int) else 0, size=size,
+            in_use=_in_use(folder),
+        ))  # fmt: skip
+    return sorted(found, key=lambda item: item.last_used)
+
+
+def remove_cache_mount(root: str, name: str) -> bool:
+    """Remove one cache mount unless a step holds it; True if it went."""
+    base = mounts_dir(root)
+    folder = os.path.join(base, name)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        doomed = os.path.join(base, f".{name}.{os.urandom(4).hex()}.pruning")
+        os.rename(folder, doomed)  # a step that locks it next sees it moved
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(folder + ".json")
+    shutil.rmtree(doomed, ignore_errors=True)
+    return True
+
+
+def sweep_leftovers(root: str) -> None:
+    """Remove what a prune or a build killed midway left: folders renamed for removal,
+    partial folders and sidecars (a partial one only once it is old: a build may be making
+    it)."""
+    base = mounts_dir(root)
+    try:
+        entries = os.listdir(base)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        path = os.path.join(base, entry)
+        if entry.endswith(".partial") and _younger_than(path, PARTIAL_AGE):
+            continue  # a build is making it
+        if entry.endswith((".pruning", ".partial")):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        elif entry.endswith(".json") and not os.path.isdir(os.path.join(base, entry[:-5])):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(base, entry))
+
+
+def _younger_than(path: str, seconds: float) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime < seconds
+    except FileNotFoundError:
+        return True
