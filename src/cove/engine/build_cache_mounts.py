@@ -194,28 +194,38 @@ def remove_cache_mount(root: str, name: str) -> bool:
     return True
 
 
-def sweep_leftovers(root: str) -> None:
-    """Remove what a prune or a build killed midway left: folders renamed for removal,
-    partial folders and sidecars (a partial one only once it is old: a build may be making
-    it)."""
+def leftovers(root: str) -> list[str]:
+    """What a prune or a build killed midway left: folders renamed for removal, partial
+    folders and sidecars (a partial one only once it is old: a build may be making it),
+    and sidecars without their folder."""
     base = mounts_dir(root)
     try:
         entries = os.listdir(base)
     except FileNotFoundError:
-        return
+        return []
+    found = []
     for entry in entries:
         path = os.path.join(base, entry)
         if entry.endswith(".partial") and _younger_than(path, PARTIAL_AGE):
-            continue  # a build is making it
-        if entry.endswith((".pruning", ".partial")):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        elif entry.endswith(".json") and not os.path.isdir(os.path.join(base, entry[:-5])):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(base, entry))
+            continue
+        if entry.endswith((".pruning", ".partial")) or (
+            entry.endswith(".json") and not os.path.isdir(path[:-5])
+        ):
+            found.append(path)
+    return sorted(found)
+
+
+def remove_leftover(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def sweep_leftovers(root: str) -> None:
+    for path in leftovers(root):
+        remove_leftover(path)
 
 
 def _younger_than(path: str, seconds: float) -> bool:

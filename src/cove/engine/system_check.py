@@ -69,6 +69,7 @@ def check(root: str, repair: bool = False) -> list[Finding]:
         more += _cgroups(live, known)
         more += _sockets(live, known)
         more += _networks(root, store, live, known)
+        more += _build_cache(root)
         if repair:
             _apply(more)
         return findings + more
@@ -299,6 +300,14 @@ def _networks(root: str, store: ContainerStore, live: set[str], known: set[str])
 
     return [Finding(item.kind, item.what, item.repair)
             for item in leftovers(root, store, live, known)]  # fmt: skip
+
+
+def _build_cache(root: str) -> list[Finding]:
+    from cove.engine import build_cache_mounts
+
+    return [Finding("build cache", f"{path} left by a killed build or prune",
+                    partial(build_cache_mounts.remove_leftover, path))
+            for path in build_cache_mounts.leftovers(root)]  # fmt: skip
 
 
 def _old_files(directory: Path, kind: str) -> list[Finding]:

@@ -139,3 +139,22 @@ def test_bad_builder_prune_arguments(engine: Path) -> None:
         res = cove(engine, "builder", "prune", "-f", *args)
         assert (res.returncode, res.stdout) == (code, ""), (args, res.stderr)
         assert message in res.stderr, (args, res.stderr)
+
+
+def test_system_check_repairs_what_a_killed_prune_left(engine: Path) -> None:
+    import os
+
+    base = engine / "build" / "cache-mounts"
+    doomed = base / f".{'d' * 32}.0badcafe.pruning"
+    (doomed / "deep").mkdir(parents=True)
+    (doomed / "deep" / "file").write_text("half removed")
+    orphan = base / f"{'e' * 32}.json"
+    orphan.write_text("{}")
+    partial = base / f"{'f' * 32}.12345678.partial"
+    partial.mkdir()
+    os.utime(partial, (time.time() - 3600, time.time() - 3600))
+    found = cove(engine, "system", "check")
+    assert found.stdout.count("build cache") == 3, found.stdout
+    assert cove(engine, "system", "check", "--repair").returncode == 0
+    assert list(base.iterdir()) == []
+    assert cove(engine, "system", "check").stdout == "nothing to repair\n"
