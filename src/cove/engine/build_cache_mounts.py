@@ -129,6 +129,15 @@ def _read_sidecar(folder: str) -> tuple[dict[str, object], float]:
     return (document if isinstance(document, dict) else {}), used
 
 
+def _entries(root: str) -> list[tuple[str, str]]:
+    """(name, path) of what the cache mounts' folder holds."""
+    base = mounts_dir(root)
+    try:
+        return [(entry, os.path.join(base, entry)) for entry in os.listdir(base)]
+    except FileNotFoundError:
+        return []
+
+
 def _in_use(folder: str) -> bool:
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -147,14 +156,8 @@ def cache_mounts(root: str) -> list[CacheMount]:
     """Every cache mount with its size, oldest use first."""
     from cove.engine.volume_data import tree_size
 
-    base = mounts_dir(root)
-    try:
-        entries = os.listdir(base)
-    except FileNotFoundError:
-        return []
     found = []
-    for entry in entries:
-        folder = os.path.join(base, entry)
+    for entry, folder in _entries(root):
         if not _is_name(entry) or not os.path.isdir(folder):
             continue
         try:
@@ -198,14 +201,8 @@ def leftovers(root: str) -> list[str]:
     """What a prune or a build killed midway left: folders renamed for removal, partial
     folders and sidecars (a partial one only once it is old: a build may be making it),
     and sidecars without their folder."""
-    base = mounts_dir(root)
-    try:
-        entries = os.listdir(base)
-    except FileNotFoundError:
-        return []
     found = []
-    for entry in entries:
-        path = os.path.join(base, entry)
+    for entry, path in _entries(root):
         if entry.endswith(".partial") and _younger_than(path, PARTIAL_AGE):
             continue
         if entry.endswith((".pruning", ".partial")) or (
