@@ -30,6 +30,7 @@ from typing import Protocol
 
 from cove.engine.build_cache import BuildCache
 from cove.engine.build_layers import created_text, store_image, sweep
+from cove.engine.build_secrets import BuildSecrets
 from cove.engine.build_sources import SourceRoot
 from cove.engine.build_stage import BaseImage, BuildState, StageBuilder
 from cove.errors import BuildError, CoveError, DockerfileError, InvalidReference, NoSuchImage
@@ -57,6 +58,7 @@ class BuildRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     timestamp: int | None = None  # None: mtimes 0, `created` now (unless SOURCE_DATE_EPOCH)
     quiet: bool = False
+    secrets: BuildSecrets = field(default_factory=BuildSecrets)  # --secret, --ssh (CLI only)
 
 
 class BuildReporter(Protocol):
@@ -254,6 +256,7 @@ class BuildService:
                     mtime=timestamp or 0, timestamp=timestamp, created=created_text(timestamp),
                     total=sum(1 + len(s.stage.instructions) for s in build_plan.stages),
                     base_image=self._base_image(store, locked, request.pull, {}, name),
+                    secrets=request.secrets,
                 )  # fmt: skip
                 self._stages(state)
                 image = state.results[build_plan.target].image

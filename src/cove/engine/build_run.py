@@ -12,6 +12,8 @@ the bridge), no health check, and its `--mount`s:
   of it whose writes are dropped) or from another stage or an image (an overlay of its
   layers), the source resolved inside that root.
 - `type=tmpfs`: a tmpfs.
+- `type=secret` and `type=ssh`: what `cove build --secret/--ssh` gave
+  (`cove.engine.build_secrets`).
 - `RUN <<EOF` whose script starts with `#!` runs the script as a file (`/dev/pipes/EOF`,
   as BuildKit names it); other heredocs are given to the shell with the command.
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from cove.engine.attach import EXIT, STDERR, STDOUT, AttachClient
 from cove.engine.build_cache_mounts import held_cache_mount
 from cove.engine.build_layers import MountedImage, NewLayer, layer_from_upper, prune_placeholders
+from cove.engine.build_secrets import BuildSecrets, MissingSecret, step_secrets
 from cove.engine.container_create import RunSettings, snapshot_key
 from cove.engine.container_diff import mount_points
 from cove.engine.containers import ContainerService
@@ -54,6 +57,7 @@ class RunMounts:
 
     options: list[MountOption]
     stack: contextlib.ExitStack
+    env: list[str]  # what secret mounts with env= add to the step's environment
 
 
 def run_argv(run: Run, shell: Sequence[str], scripts: str) -> tuple[list[str], list[MountOption]]:
@@ -83,12 +87,19 @@ def run_mounts(
     context_dir: str,
     image_for: Callable[[str], str],
     file: str,
+    secrets: BuildSecrets,
 ) -> RunMounts:
     """Container mounts for the `--mount`s of `run` (expanded); `image_for(from_value)`
-    gives the image id a `from=` names (a stage's result or an image)."""
+    gives the image id a `from=` names (a stage's result or an image); `secrets` what the
+    secret and ssh mounts take (cove.engine.build_secrets)."""
     stack = contextlib.ExitStack()
     options: list[MountOption] = []
     try:
+        try:
+            private = step_secrets(run.mounts, secrets, workdir, stack)
+        except MissingSecret as exc:
+            raise DockerfileError(f"RUN: {exc}", file=file, line=run.line) from None
+        options += private.mounts
         for mount in run.mounts:
             target = posixpath.normpath(posixpath.join(workdir or "/", mount.target))
             spec = f"RUN --mount=type={mount.type},target={mount.target}"
@@ -98,6 +109,8 @@ def run_mounts(
                                            read_only=mount.readonly))  # fmt: skip
             elif mount.type == "tmpfs":
                 options.append(MountOption(type="tmpfs", target=target, tmpfs_size=mount.size))
+            elif mount.type in ("secret", "ssh"):
+                continue  # done above
             elif mount.type == "bind":
                 source = _bind_source(mount, stack, root=root, store=store,
                                       context_dir=context_dir, image_for=image_for, spec=spec,
@@ -110,7 +123,7 @@ def run_mounts(
     except BaseException:
         stack.close()
         raise
-    return RunMounts(options, stack)
+    return RunMounts(options, stack, private.env)
 
 
 def _bind_source(mount: Mount, stack: contextlib.ExitStack, *, root: str, store: ImageStore,

@@ -41,6 +41,7 @@ from cove.engine.build_layers import (
     scratch_image,
     store_image,
 )
+from cove.engine.build_secrets import BuildSecrets
 from cove.engine.build_sources import SourceRoot, content_hash
 from cove.errors import BuildError, CoveError, DockerfileError
 from cove.image.build import BuildPlan, StagePlan, StageScope, parse_instruction
@@ -109,6 +110,7 @@ class BuildState:
     created: str  # configs' and history's `created`
     total: int
     base_image: BaseImage  # (reference, platform, line) -> id
+    secrets: BuildSecrets = field(default_factory=BuildSecrets)  # --secret, --ssh
     results: dict[int, StageResult] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
     run_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -457,13 +459,14 @@ class StageBuilder:
             image_id = self._stored_id()
             mounts = run_mounts(
                 instruction, root=state.root, store=state.store, workdir=workdir,
-                context_dir=state.context_dir, file=state.file,
+                context_dir=state.context_dir, file=state.file, secrets=state.secrets,
                 image_for=lambda value: sources.get(value) or self._from_image(
                     value, instruction.line),
             )  # fmt: skip
             with mounts.stack:
                 layer = run_step(
-                    root=state.root, store=state.store, image_id=image_id, argv=argv, env=env,
+                    root=state.root, store=state.store, image_id=image_id, argv=argv,
+                    env=env + mounts.env,
                     network=network, mounts=script_mounts + mounts.options, mtime=state.mtime,
                     output=state.reporter.output, warn=state.reporter.note,
                     container=state.reporter.intermediate_container,

@@ -303,11 +303,17 @@ def _networks(root: str, store: ContainerStore, live: set[str], known: set[str])
 
 
 def _build_cache(root: str) -> list[Finding]:
-    from cove.engine import build_cache_mounts
+    import shutil
 
-    return [Finding("build cache", f"{path} left by a killed build or prune",
-                    partial(build_cache_mounts.remove_leftover, path))
-            for path in build_cache_mounts.leftovers(root)]  # fmt: skip
+    from cove.engine import build_cache_mounts, build_secrets
+
+    found = [Finding("build cache", f"{path} left by a killed build or prune",
+                     partial(build_cache_mounts.remove_leftover, path))
+             for path in build_cache_mounts.leftovers(root)]  # fmt: skip
+    found += [Finding("build secrets", f"{path} left by a killed build",
+                      partial(shutil.rmtree, path, True))
+              for path in build_secrets.stale_secret_folders()]  # fmt: skip
+    return found
 
 
 def _old_files(directory: Path, kind: str) -> list[Finding]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import argparse
 
     from cove.cli.engine import Context
+    from cove.engine.build_secrets import BuildSecrets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="K=V",
                         help="a label of the image (repeatable)")  # fmt: skip
     parser.add_argument("--iidfile", default="", metavar="PATH", help="write the image id there")
+    parser.add_argument("--secret", action="append", default=[], metavar="id=ID[,src=PATH]",
+                        help="for RUN --mount=type=secret: src=FILE or env=VAR")  # fmt: skip
+    parser.add_argument("--ssh", action="append", default=[], metavar="ID[=SOCKET]",
+                        help="for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     parser.add_argument("--progress", default="auto", choices=("auto", "plain", "tty"),
                         help="how to show progress")  # fmt: skip
@@ -127,11 +132,20 @@ def _stop_on_signals() -> None:
         signal.signal(signum, stop)
 
 
+def _secrets(args: argparse.Namespace) -> BuildSecrets:
+    from cove.engine.build_secrets import BuildSecrets, parse_secret, parse_ssh
+
+    secrets = dict(parse_secret(text, os.environ) for text in args.secret)
+    ssh = dict(parse_ssh(text, os.environ) for text in args.ssh)
+    return BuildSecrets(secrets, ssh)
+
+
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.build import BuildRequest, BuildService
 
     _stop_on_signals()
     build_args = _pairs(args.build_arg, "--build-arg", environment=True)
+    secrets = _secrets(args)
     labels = _pairs(args.label, "--label", environment=False)
     timestamp = args.timestamp
     if timestamp is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
@@ -168,7 +182,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             context_dir=context_dir, dockerfile=dockerfile, dockerfile_text=dockerfile_text,
             tags=tuple(args.tag), build_args=build_args, target=args.target,
             no_cache=args.no_cache, pull=args.pull, network=args.network, labels=labels,
-            timestamp=timestamp, quiet=args.quiet,
+            timestamp=timestamp, quiet=args.quiet, secrets=secrets,
         )  # fmt: skip
         reporter = _reporter(args)
         failed = True
