@@ -20,12 +20,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cove.image.build.instructions import Mount
 
 FOLDER = ("build", "cache-mounts")
+#: fills a new cache folder (given its path); True if it copied something
+Seed = Callable[[str], bool]
 _ATTEMPTS = 5  # a prune removing the folder each time we lock it is not worth more
 PARTIAL_AGE = 60.0  # seconds
 
@@ -53,18 +55,23 @@ def _name(mount: Mount) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def _make(folder: str, mount: Mount) -> None:
-    """Make `folder` with the mount's owner and mode (atomically: a racing build makes its
-    own and one of the two wins)."""
+def _make(folder: str, mount: Mount, seed: Seed | None) -> None:
+    """Make `folder` with the mount's owner and mode, and what `seed` copies into it
+    (atomically: a racing build makes its own and one of the two wins)."""
     os.makedirs(os.path.dirname(folder), mode=0o700, exist_ok=True)
     partial = f"{folder}.{os.urandom(4).hex()}.partial"
     os.mkdir(partial, 0o755)
-    os.chown(partial, mount.uid or 0, mount.gid or 0)
-    os.chmod(partial, 0o755 if mount.mode is None else mount.mode)
     try:
+        seeded = seed is not None and seed(partial)  # takes the source's owner and mode
+        if not seeded or mount.uid is not None or mount.gid is not None:
+            os.chown(partial, mount.uid or 0, mount.gid or 0)
+        if not seeded or mount.mode is not None:
+            os.chmod(partial, 0o755 if mount.mode is None else mount.mode)
         os.rename(partial, folder)
-    except OSError:
-        os.rmdir(partial)  # another build made it meanwhile
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # (or another build made it meanwhile)
+        if not os.path.isdir(folder):
+            raise
 
 
 def _write_sidecar(folder: str, mount: Mount) -> None:
@@ -83,14 +90,15 @@ def _write_sidecar(folder: str, mount: Mount) -> None:
 
 
 @contextlib.contextmanager
-def held_cache_mount(root: str, mount: Mount) -> Iterator[str]:
+def held_cache_mount(root: str, mount: Mount, seed: Seed | None = None) -> Iterator[str]:
     """The folder of `mount`, locked for one step (shared; exclusive for `sharing=locked`)
-    so that no prune removes it while the step's container has it mounted."""
+    so that no prune removes it while the step's container has it mounted. `seed` fills a
+    new folder (`from=`: what a stage or an image has at `source`)."""
     folder = os.path.join(mounts_dir(root), _name(mount))
     mode = fcntl.LOCK_EX if mount.sharing == "locked" else fcntl.LOCK_SH
     for _ in range(_ATTEMPTS):
         if not os.path.isdir(folder):
-            _make(folder, mount)
+            _make(folder, mount, seed)
         try:
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:

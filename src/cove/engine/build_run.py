@@ -7,7 +7,8 @@ the bridge), no health check, and its `--mount`s:
 
 - `type=cache`: a folder of the engine root kept between builds, bind-mounted, never part
   of the layer; held for the step (`cove.engine.build_cache_mounts`: `sharing=locked`
-  holds it alone; a prune skips it).
+  holds it alone; a prune skips it). With `from=`, a new folder starts as a copy of what
+  that stage or image has at `source`.
 - `type=bind`: from the context (read-only: the context folder itself; `rw`: an overlay
   of it whose writes are dropped) or from another stage or an image (an overlay of its
   layers), the source resolved inside that root.
@@ -41,6 +42,7 @@ from cove.engine.container_diff import mount_points
 from cove.engine.containers import ContainerService
 from cove.engine.create_options import CreateOptions, MountOption
 from cove.engine.rootfs_path import real_path
+from cove.engine.volume_data import copy_image_content
 from cove.errors import BuildError, CoveError, DockerfileError, StepFailed
 from cove.image.build.instructions import Mount, Run
 from cove.image.snapshot import OverlaySnapshotter, choose_snapshotter
@@ -104,7 +106,12 @@ def run_mounts(
             target = posixpath.normpath(posixpath.join(workdir or "/", mount.target))
             spec = f"RUN --mount=type={mount.type},target={mount.target}"
             if mount.type == "cache":
-                folder = stack.enter_context(held_cache_mount(root, mount))
+                seed = None
+                if mount.from_ is not None:
+                    seed = _cache_seed(mount, stack, root=root, store=store,
+                                       image_for=image_for, spec=spec, file=file,
+                                       line=run.line)  # fmt: skip
+                folder = stack.enter_context(held_cache_mount(root, mount, seed))
                 options.append(MountOption(type="bind", source=folder, target=target,
                                            read_only=mount.readonly))  # fmt: skip
             elif mount.type == "tmpfs":
@@ -124,6 +131,24 @@ def run_mounts(
         stack.close()
         raise
     return RunMounts(options, stack, private.env)
+
+
+def _cache_seed(mount: Mount, stack: contextlib.ExitStack, *, root: str, store: ImageStore,
+                image_for: Callable[[str], str], spec: str, file: str,
+                line: int) -> Callable[[str], bool]:  # fmt: skip
+    """What fills a new cache folder of `from=`: a copy of what the stage or image has at
+    `source` (its root by default). The image is mounted only if the folder is new."""
+
+    def seed(folder: str) -> bool:
+        assert mount.from_ is not None
+        mounted = MountedImage(root, store, image_for(mount.from_))
+        stack.callback(mounted.close)
+        if not copy_image_content(mounted.path, mount.source or "/", folder):
+            raise DockerfileError(f"{spec}: no folder {mount.source or '/'} in {mount.from_}",
+                                  file=file, line=line)  # fmt: skip
+        return True
+
+    return seed
 
 
 def _bind_source(mount: Mount, stack: contextlib.ExitStack, *, root: str, store: ImageStore,

@@ -158,3 +158,26 @@ def test_system_check_repairs_what_a_killed_prune_left(engine: Path) -> None:
     assert cove(engine, "system", "check", "--repair").returncode == 0
     assert list(base.iterdir()) == []
     assert cove(engine, "system", "check").stdout == "nothing to repair\n"
+
+
+def test_a_cache_mount_from_a_stage_starts_as_its_copy(engine: Path, tmp_path: Path) -> None:
+    dockerfile = """\
+FROM bb:1 AS seed
+RUN mkdir -p /deps && echo seeded > /deps/a && chown 7:8 /deps
+FROM bb:1
+RUN --mount=type=cache,target=/c,from=seed,source=/deps,id=seeded \\
+    sh -c 'cat /c/a > /seen; stat -c %u:%g /c > /owner; echo more >> /c/a'
+"""
+    context = write_context(tmp_path / "ctx", {"Dockerfile": dockerfile})
+    first, _ = built(engine, context)
+    assert run_in(engine, first, "cat", "/seen", "/owner") == "seeded\n7:8\n"
+    again, _ = built(engine, context, "--no-cache")  # the folder is kept, not seeded again
+    assert run_in(engine, again, "cat", "/seen") == "seeded\nmore\n"
+    missing = write_context(tmp_path / "missing", {"Dockerfile": (
+        "FROM bb:1\nRUN --mount=type=cache,target=/c,from=bb:1,source=/nope,id=x true\n"
+    )})  # fmt: skip
+    res = build(engine, missing)
+    assert res.returncode == 1 and "Dockerfile:2" in text(res)[1], text(res)[1]
+    assert "no folder /nope in bb:1" in text(res)[1]
+    assert [p for p in (engine / "build" / "cache-mounts").iterdir() if "partial" in p.name] == []
+    nothing_left(engine)
