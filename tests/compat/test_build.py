@@ -386,7 +386,8 @@ def test_build_cache_in_df_and_pruned_by_the_cli_and_the_sdk(
 
     pruned = docker("builder", "prune", "-f")
     assert pruned.returncode == 0, pruned.stderr
-    assert pruned.stdout.startswith(f"Deleted build cache objects:\n{record['ID']}\n"), pruned.stdout
+    listed = f"Deleted build cache objects:\n{record['ID']}\n"
+    assert pruned.stdout.startswith(listed), pruned.stdout
     assert client.df()["BuildCache"] == []
 
     built = docker("build", "-t", "bt-cache:1", str(ctx), timeout=180)
