@@ -20,7 +20,7 @@ if [ "$with_tests" = 1 ]; then
   # docker.io: dockerd and the docker client, which the tests start privately themselves;
   # docker-compose (v1, Python): a client of cove serve in tests/compat/test_compose.py
   packages+=(runc crun procps util-linux iproute2 skopeo umoci docker-registry apache2-utils debootstrap
-             docker.io iperf3 docker-compose)
+             docker.io iperf3 docker-compose git)
 fi
 missing=()
 for pkg in "${packages[@]}"; do

@@ -397,3 +397,25 @@ def test_build_cache_in_df_and_pruned_by_the_cli_and_the_sdk(
     with pytest.raises(docker_errors.APIError) as info:
         client.api.prune_builds(filters={"label": "x"})
     assert info.value.status_code == 400 and "invalid filter 'label'" in str(info.value)
+
+
+# --- remote contexts -----------------------------------------------------------------------
+
+
+def test_sdk_build_from_a_git_repository_on_loopback(
+    api: ApiServer, client: Any, tmp_path: Path, tags: list[str]
+) -> None:
+    from tests.lib.git_server import served_repo
+
+    with served_repo(tmp_path / "served") as (url, _):
+        tags.append("bt-git:1")
+        image, _ = client.images.build(path=f"{url}#main:sub", tag="bt-git:1")  # remote=
+        assert "bt-git:1" in image.tags
+        assert client.containers.run("bt-git:1", ["cat", "/here"], remove=True) == b"from sub\n"
+        with pytest.raises(docker_errors.APIError) as info:
+            client.images.build(path=f"{url}#no-such-ref")
+        assert info.value.status_code == 400 and "no ref no-such-ref" in str(info.value)
+    with pytest.raises(docker_errors.APIError) as refused:
+        client.images.build(path="https://github.com/docker/example.git")
+    assert refused.value.status_code == 501 and "only from a loopback" in str(refused.value)
+    assert contexts_left(api) == []

@@ -22,7 +22,8 @@ The request
     redirects, so a build request can never make cove serve reach the network (501
     otherwise, before any connection or name lookup). A tar answer is the context;
     anything else is the Dockerfile itself (with an empty context), as dockerd decides.
-    Git URLs: 501 (clone the repository and send it as the context).
+    A git URL (`cove.engine.build_git`, `#REF:FOLDER` too) is cloned when its host is a
+    loopback address; other hosts are 501 (clone it and send the folder as the body).
 
 The response
     Errors found before the first step (a bad query, a hostile context, a Dockerfile that

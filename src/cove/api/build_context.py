@@ -14,12 +14,15 @@ import shutil
 import stat
 import tarfile
 import zlib
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from cove.api.errors import BadParameter, NotImplementedHere
+
+if TYPE_CHECKING:
+    from cove.engine.build_git import GitSource
 
 CONTEXTS_DIR = "build-contexts"  # under ROOT/tmp
 READ_CHUNK = 1 << 20
@@ -244,7 +247,13 @@ def fetch_remote(url: str, context_dir: str) -> str | None:
     `context_dir` (None is returned), anything else is the Dockerfile's text."""
     import http.client
 
+    from cove.engine.build_git import parse_git_url
+
     check_remote(url)
+    source = parse_git_url(url)
+    if source is not None:
+        _fetch_git(source, context_dir)
+        return None
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     connection = http.client.HTTPConnection(host, parts.port or 80, timeout=REMOTE_TIMEOUT_S)
@@ -276,6 +285,25 @@ def fetch_remote(url: str, context_dir: str) -> str | None:
         connection.close()
 
 
+def _fetch_git(source: GitSource, context_dir: str) -> None:
+    """Check the repository out beside `context_dir`, then make its context folder (the
+    fragment's subfolder, or all of it) `context_dir`."""
+    from cove.engine.build_git import clone
+    from cove.errors import BuildError
+
+    checkout = context_dir + ".checkout"
+    os.mkdir(checkout, 0o700)
+    try:
+        try:
+            folder = clone(source, checkout)
+        except BuildError as exc:
+            raise BadParameter(str(exc)) from None
+        os.rmdir(context_dir)
+        os.rename(folder, context_dir)
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+
+
 def _is_archive(head: bytes) -> bool:
     magic = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
     return head.startswith(magic) or head[257:262] == b"ustar"
@@ -283,14 +311,18 @@ def _is_archive(head: bytes) -> bool:
 
 def check_remote(url: str) -> None:
     """501 for what cove does not fetch; nothing here touches the network."""
-    lowered = url.lower()
-    if lowered.startswith(("git://", "git@", "github.com/", "ssh://")) or lowered.split("#", 1)[
-        0
-    ].endswith(".git"):
-        raise NotImplementedHere(
-            f"building from a git repository ({url}) is not supported: clone it and send "
-            "the directory as the build context"
-        )
+    from cove.engine.build_git import parse_git_url
+
+    source = parse_git_url(url)
+    if source is not None:
+        if not _loopback(source.host):
+            raise NotImplementedHere(
+                f"cove serve fetches git build contexts only from a loopback address, not "
+                f"from {source.host or url}: clone it and send the folder as the body instead"
+            )
+        return
+    if url.lower().startswith("ssh://"):
+        raise NotImplementedHere(f"remote build contexts by ssh are not supported: {url}")
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise NotImplementedHere(

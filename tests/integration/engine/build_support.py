@@ -66,7 +66,7 @@ def text(res: subprocess.CompletedProcess[Any]) -> tuple[str, str]:
     return out, err
 
 
-def built(root: Path, context: Path, *args: str) -> tuple[str, str]:
+def built(root: Path, context: Path | str, *args: str) -> tuple[str, str]:
     """Build, which must succeed: (image id, progress text)."""
     res = build(root, context, *args)
     out, err = text(res)

@@ -413,8 +413,11 @@ def test_query_errors() -> None:
 
 def test_remote_is_refused_unless_http_on_loopback() -> None:
     for url, why in (
-        ("https://github.com/x/y.git", "git repository"),
-        ("git://example.com/repo", "git repository"),
+        ("https://github.com/x/y.git", "git build contexts only from a loopback address"),
+        ("git://example.com/repo", "not from example.com"),
+        ("git@example.com:x/y.git", "not from example.com"),
+        ("github.com/x/y", "not from github.com"),
+        ("ssh://127.0.0.1/x", "by ssh are not supported"),
         ("https://127.0.0.1/Dockerfile", "plain http"),
         ("http://192.0.2.1/Dockerfile", "only from a loopback address"),
         ("http://example.com/Dockerfile", "only from a loopback address"),
@@ -423,6 +426,8 @@ def test_remote_is_refused_unless_http_on_loopback() -> None:
             options(remote=url)
     assert options(remote="http://127.0.0.1:8080/Dockerfile").remote.endswith("Dockerfile")
     assert options(remote="http://[::1]/x").remote == "http://[::1]/x"
+    assert options(remote="git://127.0.0.1:9418/repo#v1:sub").remote.endswith("#v1:sub")
+    assert options(remote="http://localhost/repo.git").remote == "http://localhost/repo.git"
 
 
 @pytest.fixture

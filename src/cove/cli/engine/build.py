@@ -79,13 +79,40 @@ def _pairs(values: list[str], flag: str, *, environment: bool) -> dict[str, str]
     return out
 
 
+def _remote_context(text: str, temp: str) -> tuple[str, str | None] | None:
+    """A git repository or an http(s) URL as the context, as the docker CLI takes them:
+    (the context folder, the Dockerfile's text when the URL gave only that); None when
+    `text` is neither."""
+    from cove.engine.build_git import clone, parse_git_url
+
+    source = parse_git_url(text)
+    if source is not None:
+        return clone(source, temp), None
+    if not text.lower().startswith(("http://", "https://")):
+        if "://" in text:
+            raise BuildError(f"unsupported build context {text}: want a folder, -, a git "
+                             "repository or an http(s) URL")  # fmt: skip
+        return None
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(text, timeout=60) as response:
+            data = response.read()
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot fetch the build context {text}: {exc}") from None
+    if _is_tar(data):
+        _unpack_context(data, temp, f"the build context from {text}")
+        return temp, None
+    return temp, data.decode("utf-8", "surrogateescape")
+
+
 def _is_tar(data: bytes) -> bool:
     if data.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):
         return True
     return len(data) >= 263 and data[257:262] == b"ustar"
 
 
-def _unpack_context(data: bytes, folder: str) -> None:
+def _unpack_context(data: bytes, folder: str, name: str) -> None:
     import io
 
     from cove.image.layer import apply_layer
@@ -100,7 +127,7 @@ def _unpack_context(data: bytes, folder: str) -> None:
 
         stream = io.BytesIO(lzma.decompress(data))
     os.rmdir(folder)
-    apply_layer(stream, folder, name="the build context on stdin")
+    apply_layer(stream, folder, name=name)
 
 
 def _reporter(args: argparse.Namespace) -> object:
@@ -153,8 +180,6 @@ def run(args: argparse.Namespace, context: Context) -> int:
             timestamp = int(os.environ["SOURCE_DATE_EPOCH"])
         except ValueError:
             raise InvalidArgument("SOURCE_DATE_EPOCH must be a number of seconds") from None
-    if "://" in args.context or args.context.startswith("git@"):
-        raise BuildError(f"remote build contexts are not supported: {args.context}")
     work = os.path.join(context.root, "build")
     os.makedirs(work, mode=0o700, exist_ok=True)
     temp = tempfile.mkdtemp(prefix="context-", dir=work)
@@ -167,11 +192,17 @@ def run(args: argparse.Namespace, context: Context) -> int:
             dockerfile_text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
         elif args.file:
             dockerfile = os.path.abspath(args.file)
-        if args.context == "-":
+        remote = _remote_context(args.context, temp)
+        if remote is not None:
+            context_dir, fetched = remote
+            dockerfile_text = dockerfile_text if fetched is None else fetched
+            if args.file and args.file != "-":
+                dockerfile = args.file.lstrip("/")  # a remote context's own file
+        elif args.context == "-":
             data = sys.stdin.buffer.read()
             context_dir = temp
             if _is_tar(data):
-                _unpack_context(data, temp)
+                _unpack_context(data, temp, "the build context on stdin")
             else:
                 dockerfile_text = data.decode("utf-8", "surrogateescape")
         else:
