@@ -23,13 +23,10 @@ from cove.api.containers_target import Target, find_target
 from cove.api.context import Engine, engine_of
 from cove.api.errors import BadParameter, Conflict
 from cove.api.hijack import (
-    DEFAULT_DETACH_KEYS,
     MULTIPLEXED_STREAM,
     RAW_STREAM,
-    EscapeProxy,
     Hijacked,
     frame,
-    parse_detach_keys,
     serve_hijacked,
     stream_flag,
     until_set,
@@ -37,6 +34,7 @@ from cove.api.hijack import (
 from cove.api.query import query_bool
 from cove.api.routing import Routes, request_version
 from cove.engine.attach import EXIT, HANDOFF, RESIZE, STDERR, STDIN_CLOSE, STDIN_DATA, STDOUT
+from cove.engine.detach_keys import DEFAULT_DETACH_KEYS, EscapeProxy, parse_detach_keys
 
 if TYPE_CHECKING:
     from cove.engine.container_logs import LogEntry

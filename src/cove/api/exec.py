@@ -43,10 +43,10 @@ from cove.api.hijack import (
     STDOUT,
     Hijacked,
     frame,
-    parse_detach_keys,
     serve_hijacked,
 )
 from cove.api.routing import Routes, json_body
+from cove.engine.detach_keys import parse_detach_keys
 from cove.errors import InvalidArgument, NoSuchContainer
 
 if TYPE_CHECKING:

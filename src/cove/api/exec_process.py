@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any
 from cove.api.context import Engine
 from cove.api.exec_records import ExecInstance, emit_event
 from cove.api.hijack import (
-    DEFAULT_DETACH_KEYS,
     STDERR,
     STDOUT,
-    EscapeProxy,
     Hijacked,
     frame,
-    parse_detach_keys,
 )
+from cove.engine.detach_keys import DEFAULT_DETACH_KEYS, EscapeProxy, parse_detach_keys
 
 if TYPE_CHECKING:
     from cove.engine.container_exec import ExecCommand
