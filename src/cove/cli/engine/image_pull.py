@@ -6,7 +6,7 @@ import atexit
 import gc
 import sys
 
-from cove.cli.engine.parser import SUPPRESS
+from cove.cli.engine.parser import SUPPRESS, parse_bool
 from cove.errors import InvalidArgument
 from cove.image.reference import parse_reference
 from cove.image.registry.client import RegistryClient
@@ -19,17 +19,6 @@ if TYPE_CHECKING:
     import argparse
 
     from cove.cli.engine import Context
-
-
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    import argparse  # (only for the error: argparse words it)
-
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_tls_verify(parser: argparse.ArgumentParser) -> None:

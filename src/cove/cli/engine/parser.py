@@ -11,7 +11,7 @@ only exact flags, it parses by itself, with argparse's results:
   converted by `type` when given; a str default is converted too, as argparse does);
 - a store flag with nargs="?" and a const, as long as the command line does not use it.
 
-Anything else (help, `--`, abbreviated or combined flags, a value that starts with "-",
+Anything else (help, `--`, combined short flags, a value that starts with "-",
 a missing or extra argument, a type that refuses its value, any other kind of argument
 or parser call) goes to a real `argparse.ArgumentParser` built from the same declarations,
 which also gives the usage errors. A declaration outside that subset builds the real
@@ -32,6 +32,18 @@ SUPPRESS = "==SUPPRESS=="
 
 class UsageError(Exception):
     pass
+
+
+def parse_bool(text: str) -> bool:
+    """A boolean flag's value as docker takes it (`--sig-proxy=false`)."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    import argparse  # (only for the error: argparse words it)
+
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 class Namespace:
@@ -196,7 +208,8 @@ class CommandParser:
 
     def _materialize(self) -> None:
         """Build the real parser from the declarations so far; it takes every later one."""
-        self._real = _argparse_class()(prog=self.prog, **self._kwargs)
+        # Docker takes no abbreviated flags: `--pid` must never be read as `--pids-limit`.
+        self._real = _argparse_class()(prog=self.prog, **{"allow_abbrev": False, **self._kwargs})
         if self.prog is None:
             self.prog = self._real.prog
         for args, kwargs in self._calls:
