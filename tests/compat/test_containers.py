@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import threading
 import time
@@ -430,14 +431,36 @@ def docker_ulimit(name: str, soft: int, hard: int) -> Any:
 def test_api_unsupported_fields(api: ApiServer, client: Any) -> None:
     docker_sdk = pytest.importorskip("docker")
     with pytest.raises(docker_sdk.errors.APIError) as caught:
-        client.api.create_container("bb:1", "true", host_config={"PidMode": "host"})
+        client.api.create_container("bb:1", "true", host_config={"Links": ["a:b"]})
     assert caught.value.status_code == 400
-    assert "PidMode" in str(caught.value)
-    created = client.api.create_container("bb:1", "true", host_config={"OomScoreAdj": 100})
-    assert any("OomScoreAdj" in w for w in created["Warnings"])
+    assert "Links" in str(caught.value)
+    created = client.api.create_container("bb:1", "true", host_config={"KernelMemory": 1 << 22})
+    assert any("KernelMemory" in w for w in created["Warnings"])
     with pytest.raises(docker_sdk.errors.APIError) as caught:
         client.api.remove_container(created["Id"], link=True)
     assert caught.value.status_code == 400
+    client.api.remove_container(created["Id"])
+
+
+def test_api_namespace_and_process_fields(api: ApiServer, client: Any) -> None:
+    """PidMode, UTSMode, OomScoreAdj and friends run (the SDK's host_config names)."""
+    host = client.api.create_host_config(pid_mode="host", uts_mode="host", oom_score_adj=300,
+                                         network_mode="none")  # fmt: skip
+    created = client.api.create_container("bb:1", ["sh", "-c", "cat /proc/1/comm; hostname; "
+                                                   "cat /proc/self/oom_score_adj"],
+                                          host_config=host)  # fmt: skip
+    client.api.start(created["Id"])
+    assert client.api.wait(created["Id"], timeout=30)["StatusCode"] == 0
+    logs = client.api.logs(created["Id"]).decode()
+    assert logs.splitlines() == [Path("/proc/1/comm").read_text().strip(), os.uname().nodename,
+                                 "300"]  # fmt: skip
+    inspected = client.api.inspect_container(created["Id"])["HostConfig"]
+    assert (inspected["PidMode"], inspected["UTSMode"], inspected["OomScoreAdj"]) == (
+        "host",
+        "host",
+        300,
+    )
+    client.api.remove_container(created["Id"])
 
 
 def test_wait_conditions(api: ApiServer, client: Any) -> None:

@@ -128,15 +128,8 @@ def _list(value: object, name: str) -> list[Any]:
 # or resources, which cove cannot honour.
 _REFUSED = {
     "Links": "legacy links are not supported: use a user-defined network",
-    "VolumesFrom": "volumes-from is not supported: name the volumes instead",
-    "PidMode": "only the container's own PID namespace is supported",
-    "UTSMode": "only the container's own UTS namespace is supported",
     "Cgroup": "joining another container's cgroup is not supported",
-    "BlkioWeightDevice": "per-device block IO weights are not supported",
-    "DeviceCgroupRules": "device cgroup rules are not supported: use Devices",
     "DeviceRequests": "device requests (GPUs) are not supported",
-    "CpuRealtimePeriod": "real-time CPU scheduling is not supported",
-    "CpuRealtimeRuntime": "real-time CPU scheduling is not supported",
     "MaskedPaths": "custom masked paths are not supported: use SecurityOpt systempaths=unconfined",
     "ReadonlyPaths": "custom read-only paths are not supported: use SecurityOpt "
     "systempaths=unconfined",
@@ -152,9 +145,6 @@ _WARNED = {
     "IOMaximumBandwidth": "IOMaximumBandwidth is a Windows option: ignored",
     "KernelMemory": "kernel memory limits are deprecated and ignored",
     "KernelMemoryTCP": "kernel TCP memory limits are deprecated and ignored",
-    "OomScoreAdj": "OomScoreAdj is not supported: the container keeps the default score",
-    "CgroupParent": "CgroupParent is not supported: the container's cgroup is under /cove",
-    "Annotations": "annotations are not supported: ignored",
 }
 
 
@@ -172,13 +162,7 @@ def _unsupported(host: Json, warnings: list[str]) -> None:
     for key, why in _WARNED.items():
         if not _is_default(host.get(key)):
             warnings.append(f"HostConfig.{key}: {why}")
-    swappiness = host.get("MemorySwappiness")
-    if swappiness is not None and swappiness != -1:
-        warnings.append("HostConfig.MemorySwappiness is not supported: the kernel's default "
-                        "applies")  # fmt: skip
-    for key, allowed in (("IpcMode", ("", "private", "shareable")),
-                         ("UsernsMode", ("", "host")),
-                         ("CgroupnsMode", ("", "private", "host")),
+    for key, allowed in (("UsernsMode", ("", "host")),
                          ("Isolation", ("", "default")),
                          ("VolumeDriver", ("", "local"))):  # fmt: skip
         value = _str(host.get(key), f"HostConfig.{key}")
@@ -381,11 +365,28 @@ def _network(host: Json, networking: Json, config: Json, options: CreateOptions,
             options.connect.append({"network": key, "aliases": aliases})
         if _strings(endpoint.get("Links"), f"{name}.Links"):
             raise BadParameter(f"{name}.Links is not supported by cove: legacy links")
-        if _str(endpoint.get("MacAddress"), f"{name}.MacAddress"):
-            warnings.append(f"{name}.MacAddress is not supported: the container gets a "
-                            "generated address")  # fmt: skip
-    if _str(config.get("MacAddress"), "MacAddress"):
-        warnings.append("MacAddress is not supported: the container gets a generated address")
+        mac = _str(endpoint.get("MacAddress"), f"{name}.MacAddress")
+        if mac and key != mode and not (mode == "bridge" and key in DEFAULT_NETWORKS):
+            raise BadParameter(f"{name}.MacAddress: cove sets a MAC address on the first "
+                               f"network only ({mode})")  # fmt: skip
+        options.mac_address = mac or options.mac_address
+    if not options.mac_address:
+        options.mac_address = _str(config.get("MacAddress"), "MacAddress")  # (before 1.44)
+
+
+def _optional_int(value: object, name: str) -> int | None:
+    return None if value is None else _int(value, name)
+
+
+def _weight_devices(value: object) -> list[str]:
+    """BlkioWeightDevice [{"Path", "Weight"}] as --blkio-weight-device values."""
+    found = []
+    for index, entry in enumerate(_list(value, "HostConfig.BlkioWeightDevice")):
+        item = _obj(entry, f"HostConfig.BlkioWeightDevice[{index}]")
+        path = _str(item.get("Path"), f"HostConfig.BlkioWeightDevice[{index}].Path")
+        weight = _int(item.get("Weight"), f"HostConfig.BlkioWeightDevice[{index}].Weight")
+        found.append(f"{path}:{weight}")
+    return found
 
 
 # --- the whole body ---------------------------------------------------------------------------
@@ -472,6 +473,21 @@ def translate(body: object) -> CreateRequest:
         add_hosts=[_extra_host(h) for h in _strings(host.get("ExtraHosts"),
                                                      "HostConfig.ExtraHosts")],
         group_add=_strings(host.get("GroupAdd"), "HostConfig.GroupAdd"),
+        pid=_str(host.get("PidMode"), "HostConfig.PidMode"),
+        ipc=_str(host.get("IpcMode"), "HostConfig.IpcMode"),
+        uts=_str(host.get("UTSMode"), "HostConfig.UTSMode"),
+        cgroupns=_str(host.get("CgroupnsMode"), "HostConfig.CgroupnsMode"),
+        cgroup_parent=_str(host.get("CgroupParent"), "HostConfig.CgroupParent"),
+        oom_score_adj=_int(host.get("OomScoreAdj"), "HostConfig.OomScoreAdj") or None,
+        memory_swappiness=_optional_int(host.get("MemorySwappiness"),
+                                        "HostConfig.MemorySwappiness"),
+        cpu_rt_period=_int(host.get("CpuRealtimePeriod"), "HostConfig.CpuRealtimePeriod") or None,
+        cpu_rt_runtime=_int(host.get("CpuRealtimeRuntime"),
+                            "HostConfig.CpuRealtimeRuntime") or None,
+        blkio_weight_device=_weight_devices(host.get("BlkioWeightDevice")),
+        device_cgroup_rules=_strings(host.get("DeviceCgroupRules"), "HostConfig.DeviceCgroupRules"),
+        annotations=_string_map(host.get("Annotations"), "HostConfig.Annotations"),
+        volumes_from=_strings(host.get("VolumesFrom"), "HostConfig.VolumesFrom"),
     )  # fmt: skip
     _network(host, networking, config, options, warnings)
     exposed = [port_key(str(key)) for key in _obj(config.get("ExposedPorts"), "ExposedPorts")]

@@ -79,6 +79,9 @@ class AttachClient:
         return frames
 
 
+DETACHED = -1  # what `pump` returns when the user detached (never an exit code)
+
+
 def pump(
     client: AttachClient,
     *,
@@ -87,9 +90,12 @@ def pump(
     stderr: int = 2,
     tty: bool = False,
     on_started: Callable[[], None] | None = None,
+    detach_keys: bytes = b"",
 ) -> int | None:
     """Copy the container's output to `stdout`/`stderr` and `stdin` to the container until
-    it exits; returns its exit code, or None when the monitor went away without one.
+    it exits; returns its exit code, or None when the monitor went away without one, or
+    DETACHED when `detach_keys` came on stdin (Docker's ctrl-p ctrl-q: the container runs
+    on; the sequence itself is not sent).
 
     With `tty` and a terminal on stdin, the terminal is put in raw mode for the duration and
     its size follows SIGWINCH. `on_started` runs once everything is in place (so `cove run`
@@ -107,6 +113,11 @@ def pump(
     try:
         if on_started is not None:
             on_started()
+        escape = None
+        if detach_keys and stdin is not None:
+            from cove.engine.detach_keys import EscapeProxy
+
+            escape = EscapeProxy(detach_keys)
         watched: list[int] = [client.fileno()]
         if stdin is not None:
             watched.append(stdin)
@@ -117,6 +128,14 @@ def pump(
                 continue
             if stdin is not None and stdin in ready:
                 data = os.read(stdin, 65536)
+                if data and escape is not None:
+                    data, detached = escape.feed(data)
+                    if detached:
+                        if data:
+                            client.send(STDIN_DATA, data)
+                        return DETACHED
+                    if not data:
+                        continue  # held: it may be the start of the sequence
                 if data:
                     client.send(STDIN_DATA, data)
                 else:

@@ -122,6 +122,10 @@ def create_container(
     policy = check_restart_policy(settings.restart_policy, auto_remove=settings.auto_remove)
     healthcheck.check_config(settings.healthcheck)
     runtime_for(runtime, root)  # an unknown --runtime fails before anything is made
+    if options.volumes_from:
+        from cove.engine import volumes_from
+
+        options = volumes_from.expand(store, options)
     container_id = new_id()
     undo: list[Callable[[], None]] = []
     try:
@@ -158,12 +162,19 @@ def create_container(
         network = check_create(root, store, options,
                                [*config.config.exposed_ports, *options.expose])  # fmt: skip
         joined = network.joined
+        shared: dict[str, str] = {}
+        shm = ""
+        if options.pid or options.ipc:
+            from cove.engine import container_namespaces
+
+            shared = container_namespaces.joined_paths(store, record.config, running=False)
+            shm = container_namespaces.shm_source(store, container_id, record.config)
         generated = generate_spec(
             config, options, rootfs, container_id=container_id, image_name=image,
             init_binary=init_binary() if options.init else None, volumes=sources,
             network_namespace=f"/proc/{joined.pid}/ns/net" if joined and joined.pid else "",
             etc_dir=str(attach.etc_dir(store, container_id, record.config)),
-            host_dirs=host_dirs,
+            host_dirs=host_dirs, joined_namespaces=shared, shm_source=shm,
         )  # fmt: skip
         if joined is None:
             attach.write_etc_files(store.container_dir(container_id), record.config,

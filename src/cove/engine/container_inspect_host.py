@@ -202,7 +202,7 @@ def _memory(options: Mapping[str, Any]) -> Json:
         "Memory": memory,
         "MemorySwap": swap,
         "MemoryReservation": size(options.get("memory_reservation")),
-        "MemorySwappiness": None,
+        "MemorySwappiness": optional_int(options.get("memory_swappiness")),
         "OomKillDisable": bool(options.get("oom_kill_disable")),
         "ShmSize": shm,
     }
@@ -214,8 +214,8 @@ def _cpu(options: Mapping[str, Any]) -> Json:
         "CpuShares": as_int(options.get("cpu_shares") or 0),
         "CpuQuota": as_int(options.get("cpu_quota") or 0),
         "CpuPeriod": as_int(options.get("cpu_period") or 0),
-        "CpuRealtimePeriod": 0,
-        "CpuRealtimeRuntime": 0,
+        "CpuRealtimePeriod": as_int(options.get("cpu_rt_period") or 0),
+        "CpuRealtimeRuntime": as_int(options.get("cpu_rt_runtime") or 0),
         "CpusetCpus": str(options.get("cpuset_cpus") or ""),
         "CpusetMems": str(options.get("cpuset_mems") or ""),
         "CpuCount": 0,
@@ -226,7 +226,7 @@ def _cpu(options: Mapping[str, Any]) -> Json:
 def _block_io(options: Mapping[str, Any]) -> Json:
     return {
         "BlkioWeight": as_int(options.get("blkio_weight") or 0),
-        "BlkioWeightDevice": [],
+        "BlkioWeightDevice": _weight_devices(options.get("blkio_weight_device")),
         "BlkioDeviceReadBps": _throttles(options.get("device_read_bps"), sizes=True),
         "BlkioDeviceWriteBps": _throttles(options.get("device_write_bps"), sizes=True),
         "BlkioDeviceReadIOps": _throttles(options.get("device_read_iops"), sizes=False),
@@ -234,6 +234,19 @@ def _block_io(options: Mapping[str, Any]) -> Json:
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
     }
+
+
+def _annotations(options: Mapping[str, Any]) -> Json:
+    given = string_map(options.get("annotations"))
+    return {"Annotations": given} if given else {}
+
+
+def _weight_devices(value: object) -> list[Json]:
+    found: list[Json] = []
+    for text in strings(value):
+        path, _, weight = text.rpartition(":")
+        found.append({"Path": path, "Weight": as_int(weight or 0)})
+    return found
 
 
 def _system_paths(spec: Mapping[str, Any] | None) -> Json:
@@ -260,7 +273,7 @@ def host_config(
         "RestartPolicy": _restart_policy(extra),
         "AutoRemove": bool(extra.get("auto_remove", False)),
         "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumesFrom": list_or_none(options.get("volumes_from")),
         "CapAdd": list_or_none(options.get("cap_add")),
         "CapDrop": list_or_none(options.get("cap_drop")),
         "Dns": strings(options.get("dns")),
@@ -268,30 +281,32 @@ def host_config(
         "DnsSearch": strings(options.get("dns_search")),
         "ExtraHosts": list_or_none(options.get("add_hosts")),
         "GroupAdd": list_or_none(options.get("group_add")),
-        "IpcMode": "private",
+        "IpcMode": str(options.get("ipc") or "private"),
         "Links": None,
-        "OomScoreAdj": 0,
-        "PidMode": "",
+        "OomScoreAdj": as_int(options.get("oom_score_adj") or 0),
+        "PidMode": str(options.get("pid") or ""),
         "Privileged": bool(options.get("privileged")),
         "PublishAllPorts": bool(options.get("publish_all")),
         "ReadonlyRootfs": bool(options.get("read_only")),
         "SecurityOpt": list_or_none(options.get("security_opt")),
         "Tmpfs": _tmpfs(options),
-        "UTSMode": "",
+        "UTSMode": str(options.get("uts") or ""),
         "UsernsMode": "",
         "Runtime": record.runtime,
         "Isolation": "",
-        "CgroupParent": "",
+        "CgroupParent": str(options.get("cgroup_parent") or ""),
+        **({"CgroupnsMode": str(options["cgroupns"])} if options.get("cgroupns") else {}),
         **_memory(options),
         **_cpu(options),
         **_block_io(options),
         "PidsLimit": optional_int(options.get("pids_limit")),
         "Devices": _devices(options),
-        "DeviceCgroupRules": None,
+        "DeviceCgroupRules": list_or_none(options.get("device_cgroup_rules")),
         "DeviceRequests": None,
         "Ulimits": _ulimits(options),
         "Sysctls": string_map(options.get("sysctls")),
         "Init": bool(options.get("init")),
+        **_annotations(options),
         **_system_paths(spec),
     }
     host_mounts = _host_mounts(options)

@@ -89,6 +89,10 @@ def start_container(
     try:
         volumes_held = volume_service(store).hold_for_start(record)  # mounted until "running"
         network.join_namespace(store, record)
+        if _shares_namespaces(record):
+            from cove.engine import container_namespaces
+
+            container_namespaces.before_start(store, record)
         launched = launch(runtime, MonitorOptions(
             container_id=record.id, bundle=Path(record.bundle), container_dir=container_dir,
             tty=settings.tty, stdin=settings.stdin, log_max_size=size, log_max_file=files,
@@ -278,6 +282,10 @@ def _finish(
     runtime = runtime_for(record.runtime, root)
     _delete_quietly(runtime, record.id)
     forget_scratch(runtime.runtime_dir, record.id)
+    if _shares_namespaces(record):
+        from cove.engine import container_namespaces
+
+        container_namespaces.after_exit(store, record)
     from cove.engine.network import attach as network
 
     network.stop(root, store, record)  # port rules, veths, leases (Docker frees the IP)
@@ -318,9 +326,21 @@ def _finish(
     return updated
 
 
+def _shares_namespaces(record: ContainerRecord) -> bool:
+    """--pid/--ipc container:NAME or --ipc shareable (`cove.engine.container_namespaces`)."""
+    return str(record.config.get("pid") or "").startswith("container:") or str(
+        record.config.get("ipc") or ""
+    ).startswith(("container:", "shareable"))
+
+
 def remove_files(store: ContainerStore, root: str, container_id: str) -> None:
     """The snapshot (with the container's changes), the record, the folder, and the
     runtime calls' scratch files (a healthcheck killed late leaves its own)."""
+    shm = store.container_dir(container_id) / "shm"
+    if shm.exists():  # a shareable container's /dev/shm, if a crash left it mounted
+        from cove.engine.container_namespaces import unmount_shm
+
+        unmount_shm(shm)
     choose_snapshotter(root).remove(snapshot_key(container_id))
     forget(store, container_id)
     forget_scratch(Path(root) / "runtime", container_id)

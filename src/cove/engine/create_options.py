@@ -107,6 +107,21 @@ class CreateOptions:
     connect: list[dict[str, Any]] = field(default_factory=list)
     group_add: list[str] = field(default_factory=list)  # --group-add: group names or gids
     domainname: str = ""  # the API's Config.Domainname (the UTS domain name)
+    # namespaces: "" is the container's own; "host"; "container:NAME" (pid, ipc)
+    pid: str = ""
+    ipc: str = ""  # also "private", "shareable" (its own), "none" (no /dev/shm)
+    uts: str = ""
+    cgroupns: str = ""  # "" (Docker's default for the host), "private" or "host"
+    cgroup_parent: str = ""  # the cgroup the container's goes under (default /cove)
+    oom_score_adj: int | None = None
+    memory_swappiness: int | None = None  # 0-100 (cgroup v1); None or -1: the kernel's
+    cpu_rt_period: int | None = None  # microseconds (cgroup v1, CONFIG_RT_GROUP_SCHED)
+    cpu_rt_runtime: int | None = None
+    blkio_weight_device: list[str] = field(default_factory=list)  # "/dev/x:WEIGHT"
+    device_cgroup_rules: list[str] = field(default_factory=list)  # "c 1:3 rwm"
+    annotations: dict[str, str] = field(default_factory=dict)  # the OCI spec's
+    volumes_from: list[str] = field(default_factory=list)  # "CONTAINER[:ro|:rw]"
+    mac_address: str = ""  # the container's MAC on its first network
 
 
 # --- sizes -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from typing import Any
 
@@ -85,6 +86,15 @@ def memory(options: CreateOptions, host: HostInfo, warnings: list[str]) -> dict[
                 "it must not be more than --memory",
             )
         out["reservation"] = reservation
+    if options.memory_swappiness is not None and options.memory_swappiness != -1:
+        swappiness = _int_flag(options.memory_swappiness, "--memory-swappiness")
+        if not 0 <= swappiness <= 100:
+            raise _bad("--memory-swappiness", swappiness, "the range is 0 to 100 (-1: the "
+                       "kernel's)")  # fmt: skip
+        if host.cgroup_v2:
+            warnings.append("cgroup v2 has no memory swappiness: --memory-swappiness is ignored")
+        else:
+            out["swappiness"] = swappiness
     if options.oom_kill_disable:
         out["disableOOMKiller"] = True
         if not limit:
@@ -162,6 +172,19 @@ def cpu(options: CreateOptions, host: HostInfo, warnings: list[str]) -> dict[str
             have = ",".join(str(n) for n in sorted(online))
             raise _bad(flag, value, f"{what} {sorted(missing)} are not available (have {have})")
         out[key] = value.strip()
+    realtime = (("--cpu-rt-period", options.cpu_rt_period, "realtimePeriod"),
+                ("--cpu-rt-runtime", options.cpu_rt_runtime, "realtimeRuntime"))  # fmt: skip
+    for flag, given, key in realtime:
+        if not _given(given):
+            continue
+        number = _int_flag(given, flag)
+        if number < 0:
+            raise _bad(flag, number, "it must not be negative")
+        if host.cgroup_v2:
+            raise _bad(flag, number, "cgroup v2 has no real-time CPU limits")
+        out[key] = number
+    if "realtimeRuntime" in out and out["realtimeRuntime"] > out.get("realtimePeriod", 10**18):
+        raise _bad("--cpu-rt-runtime", out["realtimeRuntime"], "it must not exceed --cpu-rt-period")
     return out
 
 
@@ -210,7 +233,40 @@ def block_io(options: CreateOptions, host: HostInfo) -> dict[str, Any]:
             rates.append({"major": major, "minor": minor, "rate": rate})
         if rates:
             out[key] = rates
+    weights = []
+    for text in options.blkio_weight_device:
+        path, sep, weight_text = text.rpartition(":")
+        if not sep or not path.startswith("/") or not weight_text.isdigit():
+            raise _bad("--blkio-weight-device", text, "expected /dev/PATH:WEIGHT")
+        weight = int(weight_text)
+        if weight and not 10 <= weight <= 1000:
+            raise _bad("--blkio-weight-device", text, "the range is 10 to 1000 (0: none)")
+        major, minor = _block_device(path, "--blkio-weight-device", host, text)
+        weights.append({"major": major, "minor": minor, "weight": weight})
+    if weights:
+        out["weightDevice"] = weights
     return out
+
+
+_RULE = re.compile(r"([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})")
+
+
+def device_cgroup_rules(options: CreateOptions) -> list[dict[str, Any]]:
+    """--device-cgroup-rule "c 1:3 rwm" ("*" for any major or minor): allow entries."""
+    rules = []
+    for text in options.device_cgroup_rules:
+        match = _RULE.fullmatch(text.strip())
+        if match is None or len(set(match.group(4))) != len(match.group(4)):
+            raise _bad("--device-cgroup-rule", text, "expected TYPE MAJOR:MINOR ACCESS, such as "
+                       "'c 1:3 rwm' (TYPE a, b or c; * for any number)")  # fmt: skip
+        kind, major, minor, access = match.groups()
+        rule: dict[str, Any] = {"allow": True, "type": kind, "access": access}
+        if major != "*":
+            rule["major"] = int(major)
+        if minor != "*":
+            rule["minor"] = int(minor)
+        rules.append(rule)
+    return rules
 
 
 _DEVICE_ACCESS = set("rwm")

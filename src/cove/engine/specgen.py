@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cove.engine import seccomp_default, spec_resources
+from cove.engine import seccomp_default, spec_namespaces, spec_resources
 from cove.engine.create_options import CreateOptions, parse_signal
 from cove.engine.host_dirs import HostDir
 from cove.engine.host_info import HostInfo
@@ -125,11 +125,15 @@ def generate_spec(
     network_namespace: str = "",
     etc_dir: str = "",
     host_dirs: Sequence[HostDir] | None = None,
+    joined_namespaces: Mapping[str, str] | None = None,
+    shm_source: str = "",
 ) -> GeneratedSpec:
     """The OCI runtime spec for `docker run IMAGE` with `options` over `rootfs`. `volumes`:
     the host folders of the volumes the engine prepared, by volume name and, for anonymous
     volumes, by destination (`cove.engine.spec_mounts.volume_requests` lists them).
-    `network_namespace`: with --network container:NAME, the path of NAME's namespace.
+    `network_namespace`: with --network container:NAME, the path of NAME's namespace;
+    `joined_namespaces` the same for --pid/--ipc container:NAME ({"pid": path});
+    `shm_source`: the host folder bound at /dev/shm (`cove.engine.spec_namespaces`).
     `etc_dir`: the folder whose hosts, hostname and resolv.conf are bound over the image's
     /etc ones (as Docker does; see `cove.engine.network.hosts`). `host_dirs`: the image's
     host folders as the engine prepared them (`cove.engine.host_dirs`); without them, the
@@ -151,6 +155,7 @@ def generate_spec(
             " name or container:NAME"
         )
 
+    spec_namespaces.check_modes(options)
     args = _process_args(execution, options, image)
     hostname = _hostname(options, container_id, network, host)
     user = resolve_user(rootfs, options.user or execution.user, image)
@@ -164,6 +169,7 @@ def generate_spec(
     privileged = options.privileged
 
     mounts, image_volumes = _mounts(execution, options, host, privileged, volumes, host_dirs)
+    spec_namespaces.shm_mount(options, mounts, shm_source)
     if etc_dir:
         from cove.engine.network.hosts import mounts_for
 
@@ -177,7 +183,8 @@ def generate_spec(
 
     resources: dict[str, Any] = {}
     device_nodes, device_rules = spec_resources.devices(options, host)
-    resources["devices"] = spec_resources.default_device_rules() + device_rules
+    resources["devices"] = (spec_resources.default_device_rules() + device_rules
+                            + spec_resources.device_cgroup_rules(options))  # fmt: skip
     for key, part in (
         ("memory", spec_resources.memory(options, host, warnings)),
         ("cpu", spec_resources.cpu(options, host, warnings)),
@@ -187,22 +194,15 @@ def generate_spec(
         if part:
             resources[key] = part
 
-    namespaces: list[dict[str, str]] = [{"type": "mount"}]
-    if joined:
-        namespaces.append({"type": "network", "path": network_namespace})
-    elif network != "host":
-        namespaces.append({"type": "network"})
-    namespaces += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
-    if host.cgroup_v2:
-        namespaces.append({"type": "cgroup"})
-
+    namespaces = spec_namespaces.namespaces(options, network, network_namespace, host,
+                                            joined_namespaces or {})  # fmt: skip
     linux: dict[str, Any] = {"namespaces": namespaces, "resources": resources}
     if device_nodes:
         linux["devices"] = device_nodes
     if cgroups_path is not None:
         linux["cgroupsPath"] = cgroups_path
     elif container_id:
-        linux["cgroupsPath"] = f"/cove/{container_id}"
+        linux["cgroupsPath"] = f"{_cgroup_parent(options)}/{container_id}"
     sysctls = _sysctls(options, network)
     if sysctls:
         linux["sysctl"] = sysctls
@@ -236,14 +236,20 @@ def generate_spec(
         "rlimits": spec_resources.rlimits(options, host, warnings),
         "noNewPrivileges": no_new_privileges,
     }  # fmt: skip
+    if options.oom_score_adj is not None:
+        if not -1000 <= options.oom_score_adj <= 1000:
+            raise InvalidArgument(f"invalid value '{options.oom_score_adj}' for flag "
+                                  "--oom-score-adj: the range is -1000 to 1000")  # fmt: skip
+        process["oomScoreAdj"] = options.oom_score_adj
 
-    annotations = {**execution.labels, **options.labels}
+    annotations = {**execution.labels, **options.labels, **options.annotations}
     annotations[STOP_SIGNAL_ANNOTATION] = stop_signal
+    own_uts = spec_namespaces.mode_of(options, "uts") != "host"
     spec = {
         "ociVersion": ENGINE_SPEC_VERSION,
         "process": process,
         "root": {"path": rootfs, "readonly": options.read_only},
-        "hostname": hostname,
+        **({"hostname": hostname} if own_uts else {}),
         **({"domainname": options.domainname} if options.domainname else {}),
         "mounts": mounts,
         "annotations": annotations,
@@ -301,6 +307,19 @@ def _process_args(execution: ExecutionConfig, options: CreateOptions, image: str
     return args
 
 
+def _cgroup_parent(options: CreateOptions) -> str:
+    """--cgroup-parent (default /cove) as an absolute cgroup path, checked."""
+    given = options.cgroup_parent.strip()
+    if not given:
+        return "/cove"
+    parts = [part for part in given.split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts) or given.endswith(".slice"):
+        raise InvalidArgument(f"invalid value '{given}' for flag --cgroup-parent: want a "
+                              "cgroup path such as /batch or apps/web (systemd slices are not "
+                              "supported: cove manages cgroupfs paths)")  # fmt: skip
+    return "/" + "/".join(parts)
+
+
 def _hostname(options: CreateOptions, container_id: str, network: str, host: HostInfo) -> str:
     if options.hostname:
         if not _HOSTNAME_RE.fullmatch(options.hostname):
@@ -308,7 +327,7 @@ def _hostname(options: CreateOptions, container_id: str, network: str, host: Hos
                 f"invalid value '{options.hostname}' for flag --hostname: not a valid hostname"
             )
         return options.hostname
-    if network == "host":
+    if network == "host" or spec_namespaces.mode_of(options, "uts") == "host":
         return host.hostname
     return container_id[:12] if container_id else "localhost"
 

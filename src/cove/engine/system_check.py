@@ -65,6 +65,7 @@ def check(root: str, repair: bool = False) -> list[Finding]:
         more += _snapshots(root, records, live)
         more += _container_dirs(store, records)
         more += _volume_mounts(store)
+        more += _shm_mounts(store, live)
         known = set(records) | _ids_on_disk(root, store)
         more += _cgroups(live, known)
         more += _sockets(live, known)
@@ -210,6 +211,14 @@ def _volume_mounts(store: ContainerStore) -> list[Finding]:
                 partial(volumes.unmount_idle, v.name))
         for v in volumes.idle_mounts()
     ]  # fmt: skip
+
+
+def _shm_mounts(store: ContainerStore, live: set[str]) -> list[Finding]:
+    from cove.engine.container_namespaces import leftover_shm_mounts, unmount_shm
+
+    return [Finding("mount", f"{point}: the /dev/shm of a shareable container that is not "
+                    "running", partial(unmount_shm, point))
+            for point in leftover_shm_mounts(store, live)]  # fmt: skip
 
 
 def _container_dirs(store: ContainerStore, records: dict[str, ContainerRecord]) -> list[Finding]:

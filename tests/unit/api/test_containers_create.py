@@ -210,19 +210,43 @@ def test_networking_config() -> None:
 
 
 @pytest.mark.parametrize("field,value", [
-    ("PidMode", "host"), ("Links", ["a:b"]), ("VolumesFrom", ["x"]), ("UTSMode", "host"),
-    ("DeviceRequests", [{"Count": -1}]), ("CpuRealtimeRuntime", 1000),
-    ("BlkioWeightDevice", [{"Path": "/dev/sda", "Weight": 10}]), ("IpcMode", "host"),
-    ("MaskedPaths", []), ("VolumeDriver", "nfs"), ("Isolation", "hyperv"),
+    ("Links", ["a:b"]), ("DeviceRequests", [{"Count": -1}]), ("MaskedPaths", []),
+    ("VolumeDriver", "nfs"), ("Isolation", "hyperv"), ("UsernsMode", "private"),
 ])  # fmt: skip
 def test_refused_fields_name_themselves(field: str, value: Any) -> None:
     with pytest.raises(BadParameter, match=field):
         translate(body(**{field: value}))
 
 
+def test_namespace_cgroup_and_process_fields_reach_the_options() -> None:
+    options = translate(body(
+        PidMode="container:db", IpcMode="shareable", UTSMode="host", CgroupnsMode="host",
+        CgroupParent="/batch", OomScoreAdj=500, MemorySwappiness=10, CpuRealtimePeriod=1000,
+        CpuRealtimeRuntime=500, BlkioWeightDevice=[{"Path": "/dev/sda", "Weight": 10}],
+        DeviceCgroupRules=["c 1:3 rwm"], Annotations={"a": "b"}, VolumesFrom=["x:ro"],
+    )).options  # fmt: skip
+    assert (options.pid, options.ipc, options.uts, options.cgroupns) == (
+        "container:db",
+        "shareable",
+        "host",
+        "host",
+    )
+    assert (options.cgroup_parent, options.oom_score_adj, options.memory_swappiness) == (
+        "/batch",
+        500,
+        10,
+    )
+    assert (options.cpu_rt_period, options.cpu_rt_runtime) == (1000, 500)
+    assert options.blkio_weight_device == ["/dev/sda:10"]
+    assert options.device_cgroup_rules == ["c 1:3 rwm"] and options.annotations == {"a": "b"}
+    assert options.volumes_from == ["x:ro"]
+    assert translate(body()).options.memory_swappiness is None
+    mac = translate({"Image": "bb:1", "MacAddress": "02:42:ac:11:00:02"}).options
+    assert mac.mac_address == "02:42:ac:11:00:02"
+
+
 @pytest.mark.parametrize("field,value", [
-    ("OomScoreAdj", 500), ("CpuCount", 2), ("KernelMemory", 1 << 20), ("CgroupParent", "x"),
-    ("MemorySwappiness", 10),
+    ("CpuCount", 2), ("KernelMemory", 1 << 20),
 ])  # fmt: skip
 def test_warned_fields_name_themselves(field: str, value: Any) -> None:
     wanted = translate(body(**{field: value}))

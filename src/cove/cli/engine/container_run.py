@@ -6,10 +6,19 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from cove.cli.engine import Context
-from cove.cli.engine.create_flags import add_create_arguments, options_from
+from cove.cli.engine import Context, run_image
+from cove.cli.engine.attach_flags import add_attach_arguments, detach_keys
+from cove.cli.engine.create_flags import (
+    add_create_arguments,
+    kernel_memory_warning,
+    options_from,
+)
 from cove.engine.state import ContainerRecord
-from cove.errors import CoveError
+from cove.errors import CoveError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.attach import AttachClient
 
 # docker's exit codes for `run`: 125 the engine failed, 126 the command cannot be invoked,
 # 127 the command was not found; otherwise the container's own status.
@@ -19,6 +28,9 @@ ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_create_arguments(parser)
     parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    parser.add_argument("-a", "--attach", action="append", default=[],
+                        help="STDIN, STDOUT or STDERR: attach only these streams")  # fmt: skip
+    add_attach_arguments(parser)
     parser.add_argument("--explain", action="store_true",
                         help="print each isolation step, then run the container")  # fmt: skip
 
@@ -102,6 +114,27 @@ def _set_handlers(handler: Callable[[int, object], None]) -> Callable[[], None]:
     return restore
 
 
+def _attached(args: argparse.Namespace) -> set[str]:
+    """The streams `run` copies: -a's (docker's names, any case), else stdout and stderr,
+    and stdin with -i."""
+    if not args.attach:
+        return {"stdout", "stderr", *(["stdin"] if args.interactive else [])}
+    streams = {name.lower() for name in args.attach}
+    unknown = streams - {"stdin", "stdout", "stderr"}
+    if unknown:
+        raise InvalidArgument(f"invalid value '{sorted(unknown)[0]}' for flag --attach: want "
+                              "STDIN, STDOUT or STDERR")  # fmt: skip
+    if "stdin" in streams and not args.interactive:
+        streams.discard("stdin")  # (docker attaches stdin only when it is kept open)
+    return streams
+
+
+def _null() -> int:
+    import os
+
+    return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+
+
 def run(args: argparse.Namespace, context: Context) -> int:
     import os
 
@@ -109,7 +142,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
     held, release = hold_signals()
     try:
+        if args.attach and args.detach:
+            raise InvalidArgument("conflicting options: -a and -d")
+        streams = _attached(args)
         options, settings = options_from(args)
+        for message in kernel_memory_warning(args):
+            warn(message)
         service = ContainerService(context.root)
         before_start = None
         if args.explain:
@@ -118,11 +156,15 @@ def run(args: argparse.Namespace, context: Context) -> int:
             def before_start(created: ContainerRecord) -> None:
                 print_explanation(context.root, created)
 
-        record, client = service.run(
-            args.image, options, settings, name=args.name, runtime=args.runtime,
-            attach=not args.detach, warn=warn, before_start=before_start,
-            console_size=terminal_size() if args.tty else None, launcher=context.launcher,
-        )  # fmt: skip
+        def make() -> tuple[ContainerRecord, AttachClient | None]:
+            return service.run(
+                args.image, options, settings, name=args.name, runtime=args.runtime,
+                attach=not args.detach, warn=warn, before_start=before_start,
+                console_size=terminal_size() if args.tty else None, launcher=context.launcher,
+            )  # fmt: skip
+
+        record, client = run_image.with_image(args, context, make)
+        run_image.write_cidfile(args, record.id)
     except CoveError as exc:
         sys.stderr.write(f"cove: {exc}\n")
         return exit_code_for(exc)
@@ -134,20 +176,26 @@ def run(args: argparse.Namespace, context: Context) -> int:
         for signum in held:  # the container runs: now cove ends as it was asked to
             os.kill(os.getpid(), signum)
         return 0
-    from cove.engine.attach import pump
+    from cove.engine.attach import DETACHED, pump
 
-    restore = None if args.tty else forward_signals(record.pid)
+    proxied = args.sig_proxy and not args.tty
+    restore = forward_signals(record.pid) if proxied else None
     for signum in held:  # what came while the container started: it gets them now
         try:
-            os.kill(os.getpid() if args.tty else record.pid, signum)
+            os.kill(record.pid if proxied else os.getpid(), signum)
         except ProcessLookupError:
             pass
     try:
-        code = pump(client, stdin=0 if args.interactive else None, tty=args.tty)
+        code = pump(client, stdin=0 if "stdin" in streams else None, tty=args.tty,
+                    stdout=1 if "stdout" in streams else _null(),
+                    stderr=2 if "stderr" in streams else _null(),
+                    detach_keys=detach_keys(args, args.tty))  # fmt: skip
     finally:
         client.close()
         if restore is not None:
             restore()
+    if code == DETACHED:
+        return 0  # the container runs on, as after docker's ctrl-p ctrl-q
     service.finish(record.id)
     if code is None:
         sys.stderr.write("cove: lost the connection to the container's monitor\n")

@@ -79,6 +79,30 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
     add("--health-retries", type=int, default=None, help="failures in a row for unhealthy (3)")
     add("--health-start-period", default=None, help="time before failures count (0s)")
     add("--no-healthcheck", action="store_true", help="disable the image's healthcheck")
+    add("--domainname", default="", help="the container's NIS domain name")
+    add("--group-add", action="append", default=[], help="another group of the process")
+    add("--label-file", action="append", default=[], help="read KEY=VALUE labels from a file")
+    add("--annotation", action="append", default=[], help="KEY=VALUE of the OCI spec")
+    add("--pid", default="", help="host, or container:NAME (default: its own)")
+    add("--ipc", default="", help="private, shareable, host, none, or container:NAME")
+    add("--uts", default="", help="host (default: its own)")
+    add("--cgroupns", default="", help="private or host")
+    add("--cgroup-parent", default="", help="the cgroup the container's goes under")
+    add("--oom-score-adj", type=int, default=None, help="-1000 to 1000")
+    add("--memory-swappiness", type=int, default=None, help="0 to 100 (cgroup v1)")
+    add("--cpu-rt-period", type=int, default=None, help="real-time period (microseconds)")
+    add("--cpu-rt-runtime", type=int, default=None, help="real-time runtime (microseconds)")
+    add("--blkio-weight-device", action="append", default=[], help="DEVICE:WEIGHT")
+    add("--device-cgroup-rule", action="append", default=[], help="'c 1:3 rwm'")
+    add("--volumes-from", action="append", default=[], help="CONTAINER[:ro|:rw]")
+    add("--mac-address", default="", help="the MAC address on the first network")
+    add("--userns", default="", help="host (the only mode: cove maps no users)")
+    add("--isolation", default="", help="default (the only one on Linux)")
+    add("--kernel-memory", default=None, help="deprecated: ignored")
+    add("--storage-opt", action="append", default=[], help="not supported")
+    from cove.cli.engine.run_image import add_image_arguments
+
+    add_image_arguments(add)
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -91,12 +115,52 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return result
 
 
+def _label_files(paths: list[str]) -> dict[str, str]:
+    """--label-file: KEY=VALUE lines (# comments and blank lines skipped), as docker reads."""
+    labels: dict[str, str] = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as lines:
+                for line in lines:
+                    text = line.strip()
+                    if text and not text.startswith("#"):
+                        key, _, value = text.partition("=")
+                        labels[key] = value
+        except OSError as exc:
+            raise InvalidArgument(f"--label-file {path}: {exc.strerror}") from None
+    return labels
+
+
+def _refuse_unsupported(args: argparse.Namespace) -> None:
+    """Docker flags with one value cove can run; others are an error naming the flag."""
+    from cove.cli.engine import run_image
+
+    run_image.check(args)
+    if args.userns not in ("", "host"):
+        raise InvalidArgument(f"invalid value '{args.userns}' for flag --userns: cove runs "
+                              "containers without user namespaces (only 'host')")  # fmt: skip
+    if args.isolation not in ("", "default"):
+        raise InvalidArgument(f"invalid value '{args.isolation}' for flag --isolation: only "
+                              "'default' exists on Linux")  # fmt: skip
+    if args.storage_opt:
+        raise InvalidArgument("--storage-opt is not supported: cove's overlay snapshots have "
+                              "no size option")  # fmt: skip
+
+
+def kernel_memory_warning(args: argparse.Namespace) -> list[str]:
+    """docker's warning for the deprecated --kernel-memory."""
+    if args.kernel_memory in (None, "", "0"):
+        return []
+    return ["--kernel-memory is deprecated (kernel memory limits are ignored)"]
+
+
 def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
     if args.log_driver != "json-file":
         raise InvalidArgument(
             f"invalid value '{args.log_driver}' for flag --log-driver: only json-file is supported"
         )
-    labels = {}
+    _refuse_unsupported(args)
+    labels = _label_files(args.label_file)
     for item in args.label:
         key, _, value = item.partition("=")
         labels[key] = value
@@ -127,6 +191,14 @@ def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
         publish_all=args.publish_all, ip=args.ip, dns=list(args.dns),
         dns_search=list(args.dns_search), dns_options=list(args.dns_option),
         add_hosts=list(args.add_host), network_aliases=list(args.network_alias),
+        domainname=args.domainname, group_add=list(args.group_add),
+        annotations=_pairs(args.annotation, "--annotation"), pid=args.pid, ipc=args.ipc,
+        uts=args.uts, cgroupns=args.cgroupns, cgroup_parent=args.cgroup_parent,
+        oom_score_adj=args.oom_score_adj, memory_swappiness=args.memory_swappiness,
+        cpu_rt_period=args.cpu_rt_period, cpu_rt_runtime=args.cpu_rt_runtime,
+        blkio_weight_device=list(args.blkio_weight_device),
+        device_cgroup_rules=list(args.device_cgroup_rule),
+        volumes_from=list(args.volumes_from), mac_address=args.mac_address,
     )  # fmt: skip
     from cove.engine.healthcheck import health_options
     from cove.engine.restart_policy import check_restart_policy, parse_restart_policy

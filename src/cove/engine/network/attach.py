@@ -236,7 +236,8 @@ def prepare(root: str, store: ContainerStore, record: ContainerRecord) -> Plan |
             network = service.settle(network)  # (its bridge not up: its subnet claimed)
             lease = service.allocate(
                 network, record.id, ip=str(record.config.get("ip") or "") if primary else "",
-                aliases=aliases,
+                aliases=aliases, mac=str(record.config.get("mac_address") or "") if index == 0
+                else "",
             )  # fmt: skip
             plan.networks.append((network, lease))
         if plan.networks and not plan.networks[0][0].internal:

@@ -45,6 +45,13 @@ def check_create(
         asked = {(b.container_port, b.protocol) for b in publish}
         publish += [b for b in ports.expose_all({key: {} for key in exposed})
                     if (b.container_port, b.protocol) not in asked]  # fmt: skip
+    mac = str(getattr(options, "mac_address", "") or "")
+    if mac:
+        from cove.engine.network.ipam import parse_mac
+
+        parse_mac(mac)
+        if mode in ("host", "none") or mode.startswith(CONTAINER_PREFIX):
+            raise InvalidArgument("conflicting options: mac-address and the network mode")
     if mode.startswith(CONTAINER_PREFIX):
         target = mode[len(CONTAINER_PREFIX) :]
         if not target:

@@ -17,6 +17,7 @@ routes and addresses.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Collection, Iterable, Iterator
 from ipaddress import IPv4Address, IPv4Network
 
@@ -111,6 +112,20 @@ def mac_for(ip: IPv4Address | str) -> str:
     """Docker's MAC address of an endpoint: 02:42 then the four bytes of its address."""
     packed = IPv4Address(ip).packed
     return "02:42:" + ":".join(f"{byte:02x}" for byte in packed)
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+
+
+def parse_mac(text: str) -> str:
+    """--mac-address: six colon-separated bytes, unicast (lower case)."""
+    value = text.strip().replace("-", ":")
+    if _MAC.fullmatch(value) is None:
+        raise InvalidArgument(f"invalid MAC address {text!r}: want six bytes such as "
+                              "02:42:ac:11:00:02")  # fmt: skip
+    if int(value[:2], 16) & 1:
+        raise InvalidArgument(f"invalid MAC address {text}: a multicast address")
+    return value.lower()
 
 
 def reserved(subnet: IPv4Network, gateway: IPv4Address) -> set[int]:

@@ -99,6 +99,7 @@ class LeaseDB:
         container_id: str,
         requested: IPv4Address | None,
         aliases: tuple[str, ...],
+        mac: str = "",
     ) -> Lease:
         """The container's lease on `network`, made if need be: `requested`, or the lowest
         free address (the caller checked the request against the network)."""
@@ -139,7 +140,7 @@ class LeaseDB:
             lease = Lease(
                 network_id=network.id, container_id=container_id, ip=str(address),
                 prefixlen=subnet.prefixlen, gateway=network.gateway,
-                mac=ipam.mac_for(address), aliases=aliases,
+                mac=mac or ipam.mac_for(address), aliases=aliases,
             )  # fmt: skip
             conn.execute(
                 f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",

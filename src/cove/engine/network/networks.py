@@ -394,11 +394,12 @@ class NetworkService:
         *,
         ip: str = "",
         aliases: Sequence[str] = (),
+        mac: str = "",
     ) -> Lease:
         """An address on `network` for the container: the lowest free one, or `ip`
         (`AddressInUse` when taken, `IPAMError` when not on the network's subnet or ip
         range). The container's lease when it has one (`IPAMError` if `ip` asks for
-        another address)."""
+        another address). `mac`: its MAC address (default: Docker's, from the address)."""
         if network.pseudo or not network.subnet:
             raise IPAMError(f"network {network.name} (driver {network.driver}) gives out no "
                             "addresses")  # fmt: skip
@@ -416,7 +417,8 @@ class NetworkService:
         with self._files.lock(shared=True):  # the network cannot be removed meanwhile
             if self._files.load(network.id) is None:
                 raise NoSuchNetwork(network.name)
-            return self._leases.allocate(network, container_id, requested, names)
+            return self._leases.allocate(network, container_id, requested, names,
+                                         mac=ipam.parse_mac(mac) if mac else "")  # fmt: skip
 
     def release(self, network: Network, container_id: str) -> None:
         """Give back the container's address on `network` (nothing when it has none)."""
