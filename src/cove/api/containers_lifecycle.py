@@ -17,7 +17,7 @@ from aiohttp import web
 from cove.api.containers_target import call
 from cove.api.context import Services, engine_of
 from cove.api.errors import BadParameter, Conflict, NotFound, NotModified
-from cove.api.query import json_body, query_bool, query_int, request_filters, unix_time, until_of
+from cove.api.query import json_body, query_bool, query_int, request_filters, until_of
 from cove.api.routing import Routes
 from cove.errors import CoveError, NoSuchContainer
 
@@ -238,32 +238,14 @@ async def remove(request: web.Request) -> web.Response:
 
 @routes.post("/containers/prune")
 async def prune(request: web.Request) -> web.Response:
+    from cove.engine.container_prune import check_prune_filters, prune_containers
+
     filters = request_filters(request)
-    for key in filters:
-        if key not in ("until", "label", "label!"):
-            raise BadParameter(f"invalid filter '{key}'")
+    check_prune_filters(filters)
     until = until_of(filters)
 
     def action(s: Services) -> dict[str, Any]:
-        from cove.engine.state_records import _match_label
-        from cove.engine.system_df import container_size
-        from cove.errors import InvalidState
-
-        deleted: list[str] = []
-        reclaimed = 0
-        for record in s.containers.list(True, {"label": filters.get("label", [])}):
-            if record.status not in ("exited", "created", "dead"):
-                continue
-            if any(_match_label(record, value) for value in filters.get("label!", [])):
-                continue
-            if until is not None and unix_time(record.created) >= until:
-                continue
-            size = container_size(s.root, record.id)
-            try:
-                deleted.append(s.containers.remove(record.id))
-            except (InvalidState, NoSuchContainer):
-                continue
-            reclaimed += size
+        deleted, reclaimed = prune_containers(s.root, filters, until)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     return web.json_response(await engine_of(request).call(action))

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from cove.api.context import Services, engine_of
 from cove.api.errors import BadParameter
-from cove.api.query import json_object, request_filters, unix_time, until_of
+from cove.api.query import json_object, request_filters, until_of
 from cove.api.routing import Routes
 
 routes = Routes()
@@ -155,29 +155,9 @@ async def disconnect_container(request: web.Request) -> web.Response:
 
 @routes.post("/networks/prune")
 async def prune_networks(request: web.Request) -> web.Response:
-    from cove.engine.image_filters import labels_match
-    from cove.errors import NetworkInUse, NoSuchNetwork
+    from cove.engine.network.network_filters import prune_networks as prune
 
     filters = request_filters(request)
     until = until_of(filters)
-    for key in filters:
-        if key not in ("label", "label!"):
-            raise BadParameter(f"invalid filter '{key}'")
-    wanted, unwanted = filters.get("label", []), filters.get("label!", [])
-
-    def prune(s: Services) -> list[str]:
-        removed = []
-        for network in s.networks.list({"dangling": ["true"]}):
-            if until is not None and unix_time(network.created) >= until:
-                continue
-            if not labels_match(network.labels, wanted, unwanted):
-                continue
-            try:
-                s.networks.remove(network.id)
-            except (NetworkInUse, NoSuchNetwork):
-                continue  # a container joined it meanwhile, or another prune took it
-            removed.append(network.name)
-        return removed
-
-    removed = await engine_of(request).call(prune)
+    removed = await engine_of(request).call(lambda s: prune(s.networks, filters, until))
     return web.json_response({"NetworksDeleted": removed or None})

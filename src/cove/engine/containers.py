@@ -174,6 +174,7 @@ class ContainerService:
         container's --stop-timeout, else 10; -1: no limit), then SIGKILL. Stopping a stopped
         container does nothing; stopping a restarting one cancels its restart. No restart
         policy applies to a stop."""
+        chosen = parse_signal(signal, "--signal") if signal else ""  # (bad: nothing done)
         record = self.get(term)
         if record.status not in ("running", "paused", "restarting"):
             return record
@@ -187,9 +188,7 @@ class ContainerService:
             timeout = DEFAULT_STOP_TIMEOUT
         if timeout < 0:
             timeout = 366 * 24 * 3600  # -1: no limit (a year is none in practice)
-        stop_signal = str(record.settings.get("stop_signal") or "SIGTERM")
-        if signal:
-            stop_signal = parse_signal(signal, "--signal")
+        stop_signal = chosen or str(record.settings.get("stop_signal") or "SIGTERM")
         self._terminate(record, stop_signal, timeout)
         events.emit(self.root, "stop", record)
         return self.store.get(record.id) if self.store.exists(record.id) else record

@@ -11,7 +11,7 @@ step cache's intermediate images count as images).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cove.engine.build_cache_mounts import CacheMount
@@ -150,6 +150,7 @@ def disk_usage(root: str, *, volumes: bool = True) -> DiskUsage:
 @dataclass
 class PruneReport:
     containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     untagged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -157,19 +158,33 @@ class PruneReport:
     reclaimed: int = 0
 
 
-def prune(root: str, *, all_images: bool = False, volumes: bool = False) -> PruneReport:
-    """`docker system prune`: stopped containers, then (with `volumes`) the anonymous
-    volumes no container uses, then dangling images (every unused one with `all_images`),
-    then the unused build cache (all of it with `all_images`)."""
-    from cove.engine.containers import ContainerService
-    from cove.engine.images import ImageService
+def prune(
+    root: str,
+    *,
+    all_images: bool = False,
+    volumes: bool = False,
+    filters: Mapping[str, Sequence[str]] | None = None,
+    until: float | None = None,
+) -> PruneReport:
+    """`docker system prune`: stopped containers, the user networks no container uses,
+    (with `volumes`) the anonymous volumes no container uses, dangling images (every unused
+    one with `all_images`), and the unused build cache (all of it with `all_images`).
+    `filters` (label, label!) and `until` (a unix time) narrow the first three and images,
+    as docker's --filter; `until` the build cache too."""
+    from cove.engine.container_prune import check_prune_filters, prune_containers
+    from cove.engine.image_filters import prune as prune_images
 
+    given = {key: list(values) for key, values in (filters or {}).items() if values}
+    check_prune_filters(given)
     report = PruneReport()
-    service = ContainerService(root)
-    sizes = {r.id: container_size(root, r.id) for r in service.list(all_containers=True)
-             if r.status in ("exited", "created", "dead")}  # fmt: skip
-    report.containers = service.prune()
-    report.reclaimed += sum(sizes.get(i, 0) for i in report.containers)
+    report.containers, freed = prune_containers(root, given, until)
+    report.reclaimed += freed
+    if os.path.isdir(os.path.join(root, "networks")):
+        from cove.engine.network import NetworkService
+        from cove.engine.network.network_filters import prune_networks
+
+        with NetworkService(root) as networks:
+            report.networks = prune_networks(networks, given, until)
     if volumes and os.path.isdir(os.path.join(root, "volumes")):
         from cove.engine.volumes import VolumeService
 
@@ -177,14 +192,15 @@ def prune(root: str, *, all_images: bool = False, volumes: bool = False) -> Prun
         report.volumes = names
         report.reclaimed += freed
     if os.path.isdir(os.path.join(root, "images")):
-        removed, freed = ImageService(root).prune(all_images)
+        wanted = {**given, **({"dangling": ["false"]} if all_images else {})}
+        removed, freed = prune_images(root, wanted, until)
         for item in removed:
             report.untagged.extend(item.untagged)
             report.deleted.extend(item.deleted)
         report.reclaimed += freed
     from cove.engine.build_prune import prune_build_cache
 
-    pruned = prune_build_cache(root, all_cache=all_images)
+    pruned = prune_build_cache(root, all_cache=all_images, until=until)
     report.build_cache = pruned.deleted
     report.reclaimed += pruned.reclaimed
     return report

@@ -270,11 +270,18 @@ def test_prune_removes_only_stopped_containers(eng: Path) -> None:
     created = ok(eng, "create", "bb:1", "true").strip()
     running = run_d(eng, "bb:1", "sh", "-c", LOOP)
     poll(lambda: status(eng, exited) == "exited", "the first container exits")
-    out = ok(eng, "container", "prune", "-f")
-    assert exited in out and created in out and running not in out
-    assert "Total reclaimed containers: 2" in out
+    labelled = ok(eng, "create", "--label", "keep=yes", "bb:1", "true").strip()
+    out = ok(eng, "container", "prune", "-f", "--filter", "label!=keep")
+    assert exited in out and created in out and running not in out and labelled not in out
+    assert out.endswith("\nTotal reclaimed space: 0B\n"), out  # (what `true` wrote)
+    assert set(all_ids(eng)) == {running, labelled}
+    assert ok(eng, "container", "prune", "-f", "--filter", "until=1h") == (
+        "Total reclaimed space: 0B\n"
+    )  # made less than an hour ago: kept
+    assert labelled in ok(eng, "container", "prune", "-f", "--filter", "label=keep=yes")
     assert all_ids(eng) == [running]
-    assert ok(eng, "container", "prune").strip() == "Total reclaimed containers: 0"
+    bad = cove(eng, "container", "prune", "-f", "--filter", "colour=red")
+    assert bad.returncode != 0 and "invalid filter 'colour'" in bad.stderr
 
 
 def test_create_then_start_attached(eng: Path) -> None:
@@ -342,7 +349,7 @@ def test_name_conflict_is_125(eng: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["no-such-image:1"], "no such image"),
+        (["--pull", "never", "no-such-image:1"], "no such image"),  # (no pull from docker.io)
         (["--memory", "5x", "bb:1"], "--memory"),
         (["-u", "nosuchuser", "bb:1"], "nosuchuser"),
         (["-v", "/no/such/source:/x", "bb:1"], "/no/such/source"),

@@ -305,6 +305,15 @@ def test_exposed_ports_show_in_inspect_and_go_to_publish_all(net: Path) -> None:
     published = ok(net, "port", "exp")
     for port in ("80/tcp", "81/tcp", "8000/udp", "8001/udp"):
         assert port in published, published
+    # docker ps's PORTS: each published port, HOST:PORT->PORT/PROTO
+    row = ok(net, "ps", "--filter", "name=exp", "--format", "{{.Ports}}").strip()
+    shown = row.split(", ")
+    assert len(shown) == 4 and all("->" in item for item in shown), row
+    assert any(item.startswith("127.0.0.1:") and item.endswith("->80/tcp") for item in shown)
+    run_d(net, "--name", "only-exposed", "--expose", "9000", "bb:1", "sleep", "60")
+    assert ok(net, "ps", "--filter", "name=only-exposed", "--format", "{{.Ports}}") == (
+        "9000/tcp\n"
+    )
 
 
 def test_egress_is_masqueraded_and_internal_networks_stay_inside(net: Path, upstream: str) -> None:

@@ -58,7 +58,7 @@ def test_kept_container_is_listed_then_removed(engine: Path) -> None:
 
 def test_docker_exit_codes_and_nothing_created(engine: Path) -> None:
     assert cove(engine, "run", "--rm", "bb:1", "/no/such/program").returncode == 127
-    assert cove(engine, "run", "--rm", "no-such-image", "true").returncode == 125
+    assert cove(engine, "run", "--rm", "--pull", "never", "no-such-image", "true").returncode == 125
     bad = cove(engine, "run", "--rm", "--memory", "5x", "bb:1", "true")
     assert bad.returncode == 125 and "--memory" in bad.stderr
     assert cove(engine, "ps", "-a", "-q").stdout == ""

@@ -298,3 +298,51 @@ def test_attach_only_some_streams_and_the_signal_proxy(eng: Path) -> None:
             assert (code, status) == (3, "exited")  # the container got it and ended
         else:
             assert code != 0 and status == "running"  # cove ended; the container runs on
+
+
+# --- other commands' flags ------------------------------------------------------------------
+
+
+def test_env_files_stop_signal_and_update_restart(eng: Path, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# settings\nA=1\n  B=two words\nFROM_HOST\nUNSET_HERE\n\n")
+    os.environ["FROM_HOST"] = "passed"
+    try:
+        seen = out(eng, "--env-file", str(env_file), "-e", "A=override", "bb:1", "sh", "-c",
+                   'echo "[$A][$B][$FROM_HOST][${UNSET_HERE-unset}]"')  # fmt: skip
+        assert seen == "[override][two words][passed][unset]\n"
+        cid = ok(eng, "run", "-d", "bb:1", "sh", "-c",
+                 "trap 'echo got-usr1; exit 7' USR1; trap '' TERM; " + LOOP).strip()  # fmt: skip
+        execd = ok(eng, "exec", "--env-file", str(env_file), cid, "sh", "-c", 'echo "$B"')
+        assert execd == "two words\n"
+        ok(eng, "stop", "-s", "USR1", cid)
+        assert ok(eng, "inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "7"
+        assert "--signal" in fails(eng, "stop", "--signal", "NOPE", cid)
+    finally:
+        del os.environ["FROM_HOST"]
+    bad = tmp_path / "bad"
+    bad.write_text("MY VAR=1\n")
+    assert "contains whitespaces" in fails(eng, "create", "--env-file", str(bad), "bb:1", "true")
+    ok(eng, "update", "--restart", "on-failure:2", cid)
+    policy = json.loads(ok(eng, "inspect", cid))[0]["HostConfig"]["RestartPolicy"]
+    assert policy == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert "restart" in fails(eng, "update", "--restart", "sometimes", cid).lower()
+
+
+def test_prune_filters_and_system_prune_takes_networks(eng: Path) -> None:
+    ok(eng, "network", "create", "--label", "keep=yes", "kept")
+    ok(eng, "network", "create", "spare")
+    pruned = ok(eng, "network", "prune", "-f", "--filter", "label!=keep")
+    assert pruned == "Deleted Networks:\nspare\n"
+    assert ok(eng, "network", "prune", "-f", "--filter", "until=1h") == ""  # all too young
+    ok(eng, "network", "create", "other")
+    report = ok(eng, "system", "prune", "-f", "--filter", "label=keep")
+    assert "Deleted Networks:\nkept\n" in report and "other" not in report
+    report = ok(eng, "system", "prune", "-f")
+    assert "Deleted Networks:\nother\n" in report
+    names = ok(eng, "network", "ls", "--format", "{{.Name}}").split()
+    assert sorted(names) == ["bridge", "host", "none"]
+    ok(eng, "tag", "bb:1", "tagged:1")
+    assert "untagged" not in ok(eng, "image", "prune", "-a", "-f", "--filter", "until=1h")
+    assert "untagged: tagged:1" in ok(eng, "image", "prune", "-a", "-f", "--filter",
+                                      "label!=nothing")  # fmt: skip

@@ -10,7 +10,6 @@ import sys
 from cove.cli.engine import Context
 from cove.cli.engine.formatting import human_size
 from cove.cli.engine.parser import UsageError
-from cove.cli.engine.volume import filters
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,17 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
+    from cove.cli.engine import prune_filters
     from cove.engine.build_prune import prune_build_cache
-    from cove.engine.container_logs import parse_since
     from cove.engine.create_options import parse_bytes
 
-    wanted = filters(args.filter)
-    unknown = sorted(set(wanted) - {"until"})
-    if unknown:
-        raise UsageError(f"invalid filter {unknown[0]!r}: builder prune takes until=TIME")
-    until = None
-    if wanted.get("until"):
-        until = min(parse_since(value, flag="--filter until") for value in wanted["until"]) / 1e9
+    wanted, until = prune_filters.parse(args.filter)
+    if wanted:
+        raise UsageError(f"invalid filter {sorted(wanted)[0]!r}: builder prune takes until=TIME")
     keep = parse_bytes(args.keep_storage, "--keep-storage")
     if not args.force and sys.stdin.isatty():
         what = "all build cache" if args.all else "the build cache no build uses"

@@ -7,6 +7,7 @@ import sys
 
 from cove.cli.engine import REQUEST_FAILED, Context
 from cove.cli.engine.container_run import ENGINE_FAILED, exit_code_for, terminal_size
+from cove.cli.engine.create_flags import read_env_files
 from cove.errors import CoveError
 
 
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     parser.add_argument("-t", "--tty", action="store_true", help="give it a terminal")
     parser.add_argument("-e", "--env", action="append", default=[], help="set NAME=value")
+    parser.add_argument("--env-file", action="append", default=[],
+                        help="read NAME=value lines from a file")  # fmt: skip
     parser.add_argument("-w", "--workdir", default="", help="working directory inside")
     parser.add_argument("-u", "--user", default="", help="user[:group] or uid[:gid]")
     parser.add_argument("--privileged", action="store_true", help="every capability")
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
         record = service.get(args.container)
         options = ExecOptions(
             command=list(args.command), detach=args.detach, interactive=args.interactive,
-            tty=args.tty, env=list(args.env), workdir=args.workdir, user=args.user,
+            tty=args.tty, env=[*read_env_files(args.env_file), *args.env],
+            workdir=args.workdir, user=args.user,
             privileged=args.privileged, console_size=terminal_size() if args.tty else None,
         )  # fmt: skip
         return exec_in(context.root, record, options)

@@ -1,4 +1,5 @@
-"""cove container prune [-f]: remove every stopped container."""
+"""cove container prune [-f] [--filter until=T|label=K[=V]|label!=K[=V]]: remove the stopped
+containers."""
 
 from __future__ import annotations
 
@@ -9,14 +10,26 @@ from cove.cli.engine import Context
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--force", action="store_true", help="do not ask (cove never asks)")
+    parser.add_argument("-f", "--force", action="store_true", help="do not ask")
+    parser.add_argument("--filter", action="append", default=[],
+                        help="until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from cove.engine.containers import ContainerService
+    from cove.cli.engine import prune_filters
+    from cove.cli.engine.formatting import human_size
+    from cove.engine.container_prune import check_prune_filters, prune_containers
 
-    removed = ContainerService(context.root).prune()
+    wanted, until = prune_filters.parse(args.filter)
+    check_prune_filters(wanted)
+    if not args.force and sys.stdin.isatty():
+        sys.stdout.write("WARNING! This will remove all stopped containers.\n"
+                         "Are you sure you want to continue? [y/N] ")  # fmt: skip
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    removed, reclaimed = prune_containers(context.root, wanted, until)
     if removed:
         sys.stdout.write("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) + "\n")
-    sys.stdout.write(f"Total reclaimed containers: {len(removed)}\n")
+    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
     return 0

@@ -9,6 +9,10 @@ from cove.cli.engine import Context
 from cove.cli.engine.formatting import human_since, print_table, render
 from cove.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.state import ContainerRecord
+
 FILTER_KEYS = ("id", "name", "status", "exited", "ancestor", "label", "runtime", "before",
                "since")  # fmt: skip
 
@@ -33,6 +37,37 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
     return filters
 
 
+def _exposed_ports(context: Context, records: list[ContainerRecord]) -> dict[str, list[str]]:
+    """The EXPOSEd ports ("80/tcp") of the running containers' images, by image id."""
+    wanted = {r.image_id for r in records if r.status in ("running", "paused")}
+    found: dict[str, list[str]] = {}
+    if not wanted:
+        return found
+    from cove.errors import CoveError
+    from cove.image.store import ImageStore
+
+    with ImageStore(context.images_dir) as store:
+        for image_id in wanted:
+            try:
+                config = store.config(store.resolve(image_id))
+            except CoveError:
+                continue  # removed (forced) meanwhile
+            found[image_id] = [str(key) for key in config.config.exposed_ports]
+    return found
+
+
+def _ports(record: ContainerRecord, exposed: dict[str, list[str]]) -> str:
+    """The PORTS column: published and exposed ports of a running container."""
+    if record.status not in ("running", "paused"):
+        return ""
+    from cove.engine.network.ports import parse_expose, ports_column, published
+
+    keys = list(exposed.get(record.image_id, []))
+    for spec in record.config.get("expose") or []:
+        keys += parse_expose(str(spec))
+    return ports_column(published(record.settings), keys)
+
+
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.container_status import status_text
     from cove.engine.containers import ContainerService
@@ -49,6 +84,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         return 0
     from cove.engine.healthcheck import read_state
 
+    exposed = _exposed_ports(context, records)
     rows = []
     for record in records:
         health = ""
@@ -62,7 +98,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             "ID": record.id if args.no_trunc else record.id[:12], "Image": record.image_name,
             "Command": f'"{command}"', "CreatedAt": record.created,
             "RunningFor": human_since(record.created), "Status": status_text(record, health=health),
-            "State": record.status, "Ports": "", "Names": record.name,
+            "State": record.status, "Ports": _ports(record, exposed), "Names": record.name,
             "Labels": ",".join(f"{k}={v}" for k, v in (record.config.get("labels") or {}).items()),
         })  # fmt: skip
     if args.format and args.format != "table":

@@ -1,4 +1,4 @@
-"""cove stop [-t SECONDS] CONTAINER...  and  cove restart [-t SECONDS] CONTAINER..."""
+"""cove stop [-t SECONDS] [-s SIGNAL] CONTAINER...  and  cove restart [...] CONTAINER..."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
     parser.add_argument("-t", "--time", "--timeout", dest="time", type=int, default=None,
                         help="seconds before SIGKILL (default: the container's, 10)")  # fmt: skip
+    parser.add_argument("-s", "--signal", default=None,
+                        help="the signal that stops it (default: the container's)")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context, restart: bool = False) -> int:
@@ -22,9 +24,9 @@ def run(args: argparse.Namespace, context: Context, restart: bool = False) -> in
 
     def act(term: str) -> None:
         if restart:
-            service.restart(term, args.time)
+            service.restart(term, args.time, args.signal)
         else:
-            service.stop(term, args.time)
+            service.stop(term, args.time, args.signal)
 
     status = 0
     for term, error in for_each(args.containers, act):

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cpuset-mems", default=None, help="memory nodes allowed")
     add("--pids-limit", type=int, default=None, help="process limit")
     add("--blkio-weight", type=int, default=None, help="block IO weight")
+    add("--restart", default=None, help="the restart policy from the next exit")
 
 
 def resources_for(changes: dict[str, Any]) -> dict[str, Any]:
@@ -61,14 +62,19 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
     changes = {field: getattr(args, dest) for dest, field in _FIELDS.items()
                if getattr(args, dest) is not None}  # fmt: skip
-    if not changes:
-        raise InvalidArgument("update: nothing to change (give --memory, --cpus, ...)")
-    resources = resources_for(changes)
+    if not changes and args.restart is None:
+        raise InvalidArgument("update: nothing to change (give --memory, --cpus, --restart...)")
+    policy = None
+    if args.restart is not None:
+        from cove.engine.restart_policy import parse_restart_policy
+
+        policy = parse_restart_policy(args.restart)
+    resources = resources_for(changes) if changes else {}
     service = ContainerService(context.root)
     status = 0
     for term in args.containers:
         try:
-            service.update(term, resources, changes)
+            service.update(term, resources, changes, policy)
         except CoveError as exc:
             sys.stderr.write(f"Error: {exc}\n")
             status = REQUEST_FAILED

@@ -115,6 +115,33 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return result
 
 
+def read_env_files(paths: list[str]) -> list[str]:
+    """--env-file: docker reads each file on the client: NAME=value lines; a bare NAME takes
+    the value this environment has (and is left out when it has none); # comments and blank
+    lines are skipped."""
+    import os
+
+    entries: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as lines:
+                for line in lines:
+                    text = line.lstrip().rstrip("\r\n")
+                    if not text or text.startswith("#"):
+                        continue
+                    name, sep, _ = text.partition("=")
+                    if not name.strip() or any(c.isspace() for c in name):
+                        raise InvalidArgument(f"--env-file {path}: variable '{name}' contains "
+                                              "whitespaces")  # fmt: skip
+                    if sep:
+                        entries.append(text)
+                    elif name in os.environ:
+                        entries.append(f"{name}={os.environ[name]}")
+        except OSError as exc:
+            raise InvalidArgument(f"--env-file {path}: {exc.strerror}") from None
+    return entries
+
+
 def _label_files(paths: list[str]) -> dict[str, str]:
     """--label-file: KEY=VALUE lines (# comments and blank lines skipped), as docker reads."""
     labels: dict[str, str] = {}
@@ -169,7 +196,7 @@ def options_from(args: argparse.Namespace) -> tuple[CreateOptions, RunSettings]:
         entrypoint = [args.entrypoint] if args.entrypoint else []
     options = CreateOptions(
         cmd=list(args.command) or None, entrypoint=entrypoint,
-        env=list(args.env), env_file=list(args.env_file), workdir=args.workdir,
+        env=list(args.env), env_file=read_env_files(args.env_file), workdir=args.workdir,
         user=args.user, hostname=args.hostname, labels=labels, read_only=args.read_only,
         tmpfs=list(args.tmpfs), volumes=list(args.volume), mounts=list(args.mount),
         memory=args.memory, memory_swap=args.memory_swap,

@@ -1,4 +1,4 @@
-"""cove image prune [-a] [-f]"""
+"""cove image prune [-a] [-f] [--filter until=T|label=K[=V]|label!=K[=V]]"""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import sys
 
 from cove.cli.engine import Context
 from cove.cli.engine.formatting import human_size
-from cove.engine.images import ImageService
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="every unused image")
     parser.add_argument("-f", "--force", action="store_true", help="do not ask")
+    parser.add_argument("--filter", action="append", default=[],
+                        help="until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
@@ -22,7 +23,13 @@ def run(args: argparse.Namespace, context: Context) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    removed, reclaimed = ImageService(context.root).prune(args.all)
+    from cove.cli.engine import prune_filters
+    from cove.engine.image_filters import prune
+
+    wanted, until = prune_filters.parse(args.filter)
+    if args.all:
+        wanted["dangling"] = ["false"]
+    removed, reclaimed = prune(context.root, wanted, until)
     if removed:
         sys.stdout.write("Deleted Images:\n")
         for item in removed:

@@ -1,4 +1,4 @@
-"""cove network prune [-f]"""
+"""cove network prune [-f] [--filter until=T|label=K[=V]|label!=K[=V]]"""
 
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ from cove.cli.engine import Context
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="do not ask")
+    parser.add_argument("--filter", action="append", default=[],
+                        help="until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
+    from cove.cli.engine import prune_filters
     from cove.engine.network import NetworkService
+    from cove.engine.network.network_filters import prune_networks
+
+    wanted, until = prune_filters.parse(args.filter)
 
     if not args.force and sys.stdin.isatty():
         sys.stdout.write("WARNING! This will remove all custom networks not used by at least "
@@ -22,7 +28,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     with NetworkService(context.root) as service:
-        removed = service.prune()
+        removed = prune_networks(service, wanted, until)
     if removed:
-        sys.stdout.write("Deleted Networks:\n" + "".join(f"{n.name}\n" for n in removed))
+        sys.stdout.write("Deleted Networks:\n" + "".join(f"{name}\n" for name in removed))
     return 0

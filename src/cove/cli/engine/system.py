@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="prune: every unused image")
     parser.add_argument("-f", "--force", action="store_true", help="prune: do not ask")
     parser.add_argument("--volumes", action="store_true", help="prune: anonymous volumes too")
+    parser.add_argument("--filter", action="append", default=[],
+                        help="prune: until=TIME, label=K[=V], label!=K[=V]")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:

@@ -80,7 +80,7 @@ def _prune(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.system_df import prune
 
     if not args.force and sys.stdin.isatty():
-        what = ["all stopped containers"]
+        what = ["all stopped containers", "all networks not used by at least one container"]
         if args.volumes:
             what.append("all anonymous volumes not used by at least one container")
         what.append("all images without at least one container associated to them"
@@ -91,10 +91,16 @@ def _prune(args: argparse.Namespace, context: Context) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    report = prune(context.root, all_images=args.all, volumes=args.volumes)
+    from cove.cli.engine import prune_filters
+
+    wanted, until = prune_filters.parse(args.filter)
+    report = prune(context.root, all_images=args.all, volumes=args.volumes, filters=wanted,
+                   until=until)  # fmt: skip
     out = sys.stdout.write
     if report.containers:
         out("Deleted Containers:\n" + "".join(f"{i}\n" for i in report.containers) + "\n")
+    if report.networks:
+        out("Deleted Networks:\n" + "".join(f"{n}\n" for n in report.networks) + "\n")
     if report.volumes:
         out("Deleted Volumes:\n" + "".join(f"{n}\n" for n in report.volumes) + "\n")
     if report.untagged or report.deleted:

@@ -1,4 +1,5 @@
-"""`docker network ls --filter`: the filters a listing takes and whether a network passes.
+"""`docker network ls --filter`: the filters a listing takes and whether a network passes;
+and `docker network prune --filter` (`prune_networks`).
 
 name (a regular expression searched in the name), id (a prefix), label (KEY or KEY=VALUE;
 all must match), driver, type (builtin|custom), dangling (true: user networks without
@@ -12,6 +13,10 @@ from collections.abc import Mapping, Sequence
 
 from cove.engine.network.records import Network
 from cove.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cove.engine.network.networks import NetworkService
 
 FILTERS = ("dangling", "driver", "id", "label", "name", "type")
 
@@ -68,3 +73,36 @@ def _search(pattern: str, text: str) -> bool:
 def _label_matches(network: Network, text: str) -> bool:
     key, eq, wanted = text.partition("=")
     return key in network.labels and (not eq or network.labels[key] == wanted)
+
+
+PRUNE_FILTERS = ("until", "label", "label!")
+
+
+def prune_networks(
+    service: NetworkService,
+    filters: Mapping[str, Sequence[str]] | None = None,
+    until: float | None = None,
+) -> list[str]:
+    """`docker network prune`: the user networks no container is connected to, narrowed by
+    `until` (made before that unix time), `label` and `label!`; the names removed."""
+    from cove.engine.container_logs import parse_timestamp
+    from cove.engine.image_filters import labels_match
+    from cove.errors import NetworkInUse, NoSuchNetwork
+
+    given = {key: list(values) for key, values in (filters or {}).items() if values}
+    for key in given:
+        if key not in PRUNE_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    wanted, unwanted = given.get("label", []), given.get("label!", [])
+    removed = []
+    for network in service.list({"dangling": ["true"]}):
+        if until is not None and (parse_timestamp(network.created) or 0) / 1e9 >= until:
+            continue
+        if not labels_match(network.labels, wanted, unwanted):
+            continue
+        try:
+            service.remove(network.id)
+        except (NetworkInUse, NoSuchNetwork):
+            continue  # a container joined it meanwhile, or another prune took it
+        removed.append(network.name)
+    return removed

@@ -202,6 +202,16 @@ def format_port_line(binding: PortBinding) -> str:
     return f"{binding.key} -> {format_host(binding)}"
 
 
+def ports_column(bindings: list[PortBinding], exposed: list[str]) -> str:
+    """`docker ps`'s PORTS: "0.0.0.0:8080->80/tcp" for each published port, then each
+    exposed one ("443/tcp") that is not published, joined by ", "."""
+    shown = [f"{format_host(b)}->{b.key}" for b in bindings if b.host_port]
+    taken = {b.key for b in bindings if b.host_port}
+    for key in sorted(set(exposed) - taken, key=lambda k: (int(k.split("/")[0]), k)):
+        shown.append(key)
+    return ", ".join(shown)
+
+
 def published(settings: Mapping[str, object]) -> list[PortBinding]:
     """A container record's published ports (`settings["ports"]`), sorted as `cove port`
     prints them; malformed entries are left out."""
