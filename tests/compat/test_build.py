@@ -419,3 +419,15 @@ def test_sdk_build_from_a_git_repository_on_loopback(
         client.images.build(path="https://github.com/docker/example.git")
     assert refused.value.status_code == 501 and "only from a loopback" in str(refused.value)
     assert contexts_left(api) == []
+
+
+def test_sdk_build_with_extra_hosts_and_shm_size(api: ApiServer, client: Any, tmp_path: Path,
+                                                 tags: list[str]) -> None:  # fmt: skip
+    dockerfile = ("FROM bb:1\nRUN grep myhost /etc/hosts > /hosts-line\n"
+                  "RUN df -k /dev/shm | tail -1 | awk '{print $2}' > /shm-kb\n")  # fmt: skip
+    ctx = context(tmp_path / "ctx", {"Dockerfile": dockerfile})
+    tags.append("bt-hosts:1")
+    client.images.build(path=str(ctx), tag="bt-hosts:1", extra_hosts={"myhost": "10.9.8.7"},
+                        shmsize=16 << 20)  # fmt: skip
+    out = client.containers.run("bt-hosts:1", ["cat", "/hosts-line", "/shm-kb"], remove=True)
+    assert out.decode().split() == ["10.9.8.7", "myhost", "16384"]

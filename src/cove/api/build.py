@@ -127,6 +127,7 @@ def engine_build(root: str, spec: BuildSpec, reporter: StreamReporter) -> str:
         pull=options.pull,
         network=options.network,
         labels=dict(options.labels),
+        resources=options.resources,
     )
     return BuildService(root).build(request, reporter)
 

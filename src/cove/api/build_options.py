@@ -10,6 +10,7 @@ from typing import Any
 
 from cove.api.build_context import check_remote
 from cove.api.errors import BadParameter, NotImplementedHere
+from cove.engine.build_secrets import StepResources
 
 # Options dockerd applies to the build's containers that cove's builder does not take:
 # name -> the values a client sends when the option is not used.
@@ -21,10 +22,7 @@ _UNUSED_OPTIONS: dict[str, tuple[str, ...]] = {
     "cpusetmems": ("",),
     "cpuperiod": ("", "0"),
     "cpuquota": ("", "0"),
-    "shmsize": ("", "0"),
     "cgroupparent": ("",),
-    "ulimits": ("", "null", "[]"),
-    "extrahosts": ("",),
     "cachefrom": ("", "null", "[]"),
     "isolation": ("", "default"),
 }
@@ -46,6 +44,7 @@ class BuildOptions:
     remote: str = ""
     aux: bool = True  # {"aux": {"ID"}} (API 1.30 and later)
     warnings: tuple[str, ...] = ()
+    resources: StepResources = field(default_factory=StepResources)  # of the RUN containers
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -102,6 +101,28 @@ def _check_platform(text: str) -> None:
         )
 
 
+def _step_resources(query: Mapping[str, str]) -> StepResources:
+    """extrahosts (NAME:IP, repeated or comma-separated), shmsize (bytes) and ulimits (a
+    JSON list of {Name, Soft, Hard}) as the RUN containers take them."""
+    getall = getattr(query, "getall", None)
+    values = list(getall("extrahosts", [])) if getall else [query.get("extrahosts", "")]
+    hosts = tuple(item.strip() for value in values for item in value.split(",") if item.strip())
+    shm = query.get("shmsize", "").strip()
+    if shm and not shm.isdigit():
+        raise BadParameter(f"invalid shmsize {shm!r}: want a number of bytes")
+    text = query.get("ulimits", "").strip()
+    limits: list[str] = []
+    if text and text != "null":
+        try:
+            given = json.loads(text)
+        except ValueError:
+            raise BadParameter(f"invalid ulimits {text!r}: want a JSON list") from None
+        if not isinstance(given, list) or not all(isinstance(u, dict) for u in given):
+            raise BadParameter("invalid ulimits: want a list of {Name, Soft, Hard}")
+        limits = [f"{u.get('Name')}={u.get('Soft')}:{u.get('Hard')}" for u in given]
+    return StepResources(hosts, "" if shm in ("", "0") else shm, tuple(limits))
+
+
 def parse_options(
     query: Mapping[str, str], tags: list[str], version: tuple[int, int]
 ) -> BuildOptions:
@@ -134,7 +155,10 @@ def parse_options(
         for name, defaults in _UNUSED_OPTIONS.items()
         if query.get(name, "").strip() not in defaults
     )
+    resources = _step_resources(query)
+    resources.check()  # InvalidArgument: 400
     return BuildOptions(
+        resources=resources,
         dockerfile=query.get("dockerfile", ""),
         tags=tuple(tags),
         build_args=build_args,

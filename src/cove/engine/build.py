@@ -30,7 +30,7 @@ from typing import Protocol
 
 from cove.engine.build_cache import BuildCache
 from cove.engine.build_layers import created_text, store_image, sweep
-from cove.engine.build_secrets import BuildSecrets
+from cove.engine.build_secrets import BuildSecrets, StepResources
 from cove.engine.build_sources import SourceRoot
 from cove.engine.build_stage import BaseImage, BuildState, StageBuilder
 from cove.errors import BuildError, CoveError, DockerfileError, InvalidReference, NoSuchImage
@@ -59,6 +59,7 @@ class BuildRequest:
     timestamp: int | None = None  # None: mtimes 0, `created` now (unless SOURCE_DATE_EPOCH)
     quiet: bool = False
     secrets: BuildSecrets = field(default_factory=BuildSecrets)  # --secret, --ssh (CLI only)
+    resources: StepResources = field(default_factory=StepResources)  # of every RUN container
 
 
 class BuildReporter(Protocol):
@@ -256,7 +257,7 @@ class BuildService:
                     mtime=timestamp or 0, timestamp=timestamp, created=created_text(timestamp),
                     total=sum(1 + len(s.stage.instructions) for s in build_plan.stages),
                     base_image=self._base_image(store, locked, request.pull, {}, name),
-                    secrets=request.secrets,
+                    secrets=request.secrets, resources=request.resources,
                 )  # fmt: skip
                 self._stages(state)
                 image = state.results[build_plan.target].image

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from cove.engine.attach import EXIT, STDERR, STDOUT, AttachClient
 from cove.engine.build_cache_mounts import held_cache_mount
 from cove.engine.build_layers import MountedImage, NewLayer, layer_from_upper, prune_placeholders
-from cove.engine.build_secrets import BuildSecrets, MissingSecret, step_secrets
+from cove.engine.build_secrets import BuildSecrets, MissingSecret, StepResources, step_secrets
 from cove.engine.container_create import RunSettings, snapshot_key
 from cove.engine.container_diff import mount_points
 from cove.engine.containers import ContainerService
@@ -230,6 +230,7 @@ def run_step(
     warn: Callable[[str], None],
     container: Callable[[str, bool], None],
     text: str,
+    resources: StepResources | None = None,
     file: str,
     line: int,
     stop: Callable[[], bool] = lambda: False,
@@ -240,8 +241,11 @@ def run_step(
     when it runs and when it is gone."""
     service = ContainerService(root)
     labels = {BUILD_LABEL: str(os.getpid())}
+    given = resources or StepResources()
     options = CreateOptions(cmd=argv, entrypoint=[], env=list(env), network=network,
-                            mounts=list(mounts), labels=labels)  # fmt: skip
+                            mounts=list(mounts), labels=labels,
+                            add_hosts=list(given.add_hosts), shm_size=given.shm_size or None,
+                            ulimits=list(given.ulimits))  # fmt: skip
     settings = RunSettings(healthcheck={"Test": ["NONE"]})
     record = None
     tail = _Tail()

@@ -46,6 +46,28 @@ class BuildSecrets:
     ssh: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StepResources:
+    """What docker build's --add-host, --shm-size and --ulimit give every RUN container."""
+
+    add_hosts: tuple[str, ...] = ()
+    shm_size: str = ""
+    ulimits: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Each value as `docker run` would take it (InvalidArgument naming the flag)."""
+        from cove.engine.create_options import parse_bytes
+        from cove.engine.network.hosts import parse_add_host
+        from cove.engine.spec_resources import parse_ulimit
+
+        for text in self.add_hosts:
+            parse_add_host(text, "0.0.0.0")  # (host-gateway: the step's gateway, later)
+        if self.shm_size:
+            parse_bytes(self.shm_size, "--shm-size")
+        for text in self.ulimits:
+            parse_ulimit(text)
+
+
 @dataclass
 class StepSecrets:
     """One step's secret and ssh mounts: container mounts and environment entries."""

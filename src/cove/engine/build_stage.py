@@ -41,7 +41,7 @@ from cove.engine.build_layers import (
     scratch_image,
     store_image,
 )
-from cove.engine.build_secrets import BuildSecrets
+from cove.engine.build_secrets import BuildSecrets, StepResources
 from cove.engine.build_sources import SourceRoot, content_hash
 from cove.errors import BuildError, CoveError, DockerfileError
 from cove.image.build import BuildPlan, StagePlan, StageScope, parse_instruction
@@ -111,6 +111,7 @@ class BuildState:
     total: int
     base_image: BaseImage  # (reference, platform, line) -> id
     secrets: BuildSecrets = field(default_factory=BuildSecrets)  # --secret, --ssh
+    resources: StepResources = field(default_factory=StepResources)  # --add-host, ...
     results: dict[int, StageResult] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
     run_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -469,7 +470,7 @@ class StageBuilder:
                     env=env + mounts.env,
                     network=network, mounts=script_mounts + mounts.options, mtime=state.mtime,
                     output=state.reporter.output, warn=state.reporter.note,
-                    container=state.reporter.intermediate_container,
+                    container=state.reporter.intermediate_container, resources=state.resources,
                     text=_step_text(instruction).removeprefix("RUN ").strip(),
                     stop=state.cancelled.is_set,
                     file=state.file, line=instruction.line,

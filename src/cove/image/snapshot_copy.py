@@ -170,3 +170,9 @@ def _merge_layer(layer: str, dest: str, hardlink: bool) -> None:
     finally:
         os.close(src)
         os.close(dst)
+
+
+def merge_layers(layers: list[str], dest: str) -> None:
+    """The merged tree of layer dirs (bottom first) copied into the empty folder `dest`."""
+    for layer in layers:
+        _merge_layer(layer, dest, hardlink=False)

@@ -47,6 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="K=V",
                         help="a label of the image (repeatable)")  # fmt: skip
     parser.add_argument("--iidfile", default="", metavar="PATH", help="write the image id there")
+    parser.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                        help="a line of the RUN steps' /etc/hosts")  # fmt: skip
+    parser.add_argument("--shm-size", default="", help="size of the RUN steps' /dev/shm")
+    parser.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                        help="a limit of the RUN steps' processes")  # fmt: skip
+    parser.add_argument("--platform", default="", help="os/arch: only this machine's")
+    parser.add_argument("-o", "--output", default="", metavar="type=local,dest=DIR",
+                        help="also write the image's files: a folder (DIR or type=local,dest=DIR)"
+                             " or a tar (type=tar,dest=FILE)")  # fmt: skip
     parser.add_argument("--secret", action="append", default=[], metavar="id=ID[,src=PATH]",
                         help="for RUN --mount=type=secret: src=FILE or env=VAR")  # fmt: skip
     parser.add_argument("--ssh", action="append", default=[], metavar="ID[=SOCKET]",
@@ -159,6 +168,17 @@ def _stop_on_signals() -> None:
         signal.signal(signum, stop)
 
 
+def _check_platform(text: str) -> None:
+    if not text.strip():
+        return
+    from cove.image.platform import host_platform, parse_platform
+
+    wanted, host = parse_platform(text), host_platform()
+    if not wanted.matches(host):
+        raise InvalidArgument(f"cove builds images for this machine's platform only ({host}), "
+                              f"not {wanted}")  # fmt: skip
+
+
 def _secrets(args: argparse.Namespace) -> BuildSecrets:
     from cove.engine.build_secrets import BuildSecrets, parse_secret, parse_ssh
 
@@ -169,10 +189,16 @@ def _secrets(args: argparse.Namespace) -> BuildSecrets:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.build import BuildRequest, BuildService
+    from cove.engine.build_output import parse_output, write_output
+    from cove.engine.build_secrets import StepResources
 
     _stop_on_signals()
     build_args = _pairs(args.build_arg, "--build-arg", environment=True)
     secrets = _secrets(args)
+    resources = StepResources(tuple(args.add_host), args.shm_size, tuple(args.ulimit))
+    resources.check()
+    _check_platform(args.platform)
+    output = parse_output(args.output) if args.output else None
     labels = _pairs(args.label, "--label", environment=False)
     timestamp = args.timestamp
     if timestamp is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
@@ -213,7 +239,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
             context_dir=context_dir, dockerfile=dockerfile, dockerfile_text=dockerfile_text,
             tags=tuple(args.tag), build_args=build_args, target=args.target,
             no_cache=args.no_cache, pull=args.pull, network=args.network, labels=labels,
-            timestamp=timestamp, quiet=args.quiet, secrets=secrets,
+            timestamp=timestamp, quiet=args.quiet, secrets=secrets, resources=resources,
         )  # fmt: skip
         reporter = _reporter(args)
         failed = True
@@ -229,8 +255,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if not args.quiet:
         for tag in args.tag:
             sys.stderr.write(f"Successfully tagged {tag}\n")
+    if output is not None:
+        write_output(context.root, image_id, output)
     if args.iidfile:
         with open(args.iidfile, "w") as out:
             out.write(image_id)
-    sys.stdout.write(image_id + "\n")
+    if output is None or output.dest != "-":  # (the tar went to stdout)
+        sys.stdout.write(image_id + "\n")
     return 0
