@@ -15,7 +15,6 @@ from cove.api.context import Services, engine_of
 from cove.api.errors import BadParameter
 from cove.api.query import query_bool, query_int, request_filters, unix_time
 from cove.api.routing import Routes
-from cove.errors import NoSuchImage
 
 if TYPE_CHECKING:
     from cove.engine.state import ContainerRecord
@@ -74,15 +73,9 @@ def _list_ports(inspected: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def sizes(s: Services, record: ContainerRecord, images: dict[str, int]) -> dict[str, int]:
     """SizeRw and SizeRootFs of a container (`images`: image id -> size, a cache)."""
-    from cove.engine.system_df import container_size
+    from cove.engine.system_df import container_sizes
 
-    if record.image_id not in images:
-        try:
-            images[record.image_id] = int(s.images.inspect(record.image_id).get("Size") or 0)
-        except (NoSuchImage, OSError):
-            images[record.image_id] = 0
-    rw = container_size(s.root, record.id)
-    return {"SizeRw": rw, "SizeRootFs": rw + images[record.image_id]}
+    return container_sizes(s.root, record, images)
 
 
 def list_entry(s: Services, record: ContainerRecord, *, health: str = "") -> dict[str, Any]:

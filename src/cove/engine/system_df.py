@@ -204,3 +204,20 @@ def prune(
     report.build_cache = pruned.deleted
     report.reclaimed += pruned.reclaimed
     return report
+
+
+def container_sizes(root: str, record: ContainerRecord, images: dict[str, int]) -> dict[str, int]:
+    """Docker's SizeRw (what the container wrote) and SizeRootFs (that and its image) of a
+    container; `images` (image id -> size) is a cache the caller keeps for a listing."""
+    if record.image_id not in images:
+        from cove.engine.images import ImageService
+        from cove.errors import NoSuchImage
+
+        try:
+            images[record.image_id] = int(
+                ImageService(root).inspect(record.image_id).get("Size") or 0
+            )
+        except (NoSuchImage, OSError):
+            images[record.image_id] = 0
+    written = container_size(root, record.id)
+    return {"SizeRw": written, "SizeRootFs": written + images[record.image_id]}

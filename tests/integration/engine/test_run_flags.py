@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -227,7 +228,6 @@ def test_detach_keys_leave_the_container_running(eng: Path) -> None:
     import pty
     import select
     import subprocess
-    import time
 
     from tests.integration.image.test_import import cove_cli
 
@@ -265,7 +265,6 @@ def test_detach_keys_leave_the_container_running(eng: Path) -> None:
 def test_attach_only_some_streams_and_the_signal_proxy(eng: Path) -> None:
     import signal
     import subprocess
-    import time
 
     from tests.integration.image.test_import import cove_cli
 
@@ -346,3 +345,25 @@ def test_prune_filters_and_system_prune_takes_networks(eng: Path) -> None:
     assert "untagged" not in ok(eng, "image", "prune", "-a", "-f", "--filter", "until=1h")
     assert "untagged: tagged:1" in ok(eng, "image", "prune", "-a", "-f", "--filter",
                                       "label!=nothing")  # fmt: skip
+
+
+def test_sizes_and_refused_or_accepted_flags(eng: Path) -> None:
+    cid = ok(eng, "run", "-d", "bb:1", "sh", "-c", f"head -c 5000 /dev/zero > /written; {LOOP}")
+    cid = cid.strip()
+    poll_until = time.monotonic() + 20
+    while "5kB" not in ok(eng, "ps", "-s", "--format", "{{.Size}}"):
+        assert time.monotonic() < poll_until, ok(eng, "ps", "-s")
+        time.sleep(0.2)
+    table = ok(eng, "ps", "-s")
+    assert table.splitlines()[0].rstrip().endswith("SIZE") and "(virtual " in table
+    sized = json.loads(ok(eng, "inspect", "-s", cid))[0]
+    assert sized["SizeRw"] >= 5000 and sized["SizeRootFs"] > sized["SizeRw"]
+    assert "SizeRw" not in json.loads(ok(eng, "inspect", cid))[0]
+    assert "IPv4 only" in fails(eng, "network", "create", "--ipv6", "v6")
+    assert "--aux-address" in fails(eng, "network", "create", "--aux-address", "a=1.2.3.4", "n")
+    assert "not supported" in fails(eng, "network", "create", "--ipam-driver", "other", "n")
+    ok(eng, "network", "create", "--attachable", "attach-ok")
+    ok(eng, "network", "rm", "attach-ok")
+    assert "legacy links" in fails(eng, "rm", "-l", cid)
+    ok(eng, "tag", "bb:1", "spare:1")
+    assert ok(eng, "rmi", "--no-prune", "spare:1") == "Untagged: spare:1\n"

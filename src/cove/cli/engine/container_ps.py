@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="", help="table, json or a {{.Field}} template")
     parser.add_argument("-n", "--last", type=int, default=-1, help="the last N created")
     parser.add_argument("-l", "--latest", action="store_true", help="the last created")
+    parser.add_argument("-s", "--size", action="store_true", help="the SIZE column")
 
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.healthcheck import read_state
 
     exposed = _exposed_ports(context, records)
+    images: dict[str, int] = {}
     rows = []
     for record in records:
         health = ""
@@ -101,11 +103,21 @@ def run(args: argparse.Namespace, context: Context) -> int:
             "State": record.status, "Ports": _ports(record, exposed), "Names": record.name,
             "Labels": ",".join(f"{k}={v}" for k, v in (record.config.get("labels") or {}).items()),
         })  # fmt: skip
+        if args.size or "{{.Size}}" in args.format.replace(" ", ""):
+            from cove.cli.engine.formatting import human_size
+            from cove.engine.system_df import container_sizes
+
+            size = container_sizes(context.root, record, images)
+            rows[-1]["Size"] = (f"{human_size(size['SizeRw'])} "
+                                f"(virtual {human_size(size['SizeRootFs'])})")  # fmt: skip
     if args.format and args.format != "table":
         for row in rows:
             sys.stdout.write(render(args.format, dict(row)) + "\n")
         return 0
     header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    if args.size:
+        header.append("SIZE")
+        keys.append("Size")
     print_table(header, [[str(row[k]) for k in keys] for row in rows])
     return 0

@@ -15,11 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
     parser.add_argument("-v", "--volumes", action="store_true",
                         help="remove its anonymous volumes too")  # fmt: skip
+    parser.add_argument("-l", "--link", action="store_true", help="not supported: no links")
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.containers import ContainerService
 
+    if args.link:
+        from cove.errors import InvalidArgument
+
+        raise InvalidArgument("--link: cove has no legacy links to remove")
     service = ContainerService(context.root)
 
     def remove(term: str) -> None:

@@ -14,10 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
     parser.add_argument("-a", "--attach", action="store_true", help="attach stdout/stderr")
     parser.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    parser.add_argument("--detach-keys", default="",
+                        help="the keys that detach (default ctrl-p,ctrl-q)")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    from cove.engine.attach import pump
+    from cove.cli.engine.attach_flags import detach_keys
+    from cove.engine.attach import DETACHED, pump
     from cove.engine.containers import ContainerService
 
     service = ContainerService(context.root)
@@ -38,9 +41,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
             continue
         tty = bool(record.settings.get("tty"))
         try:
-            code = pump(client, stdin=0 if args.interactive else None, tty=tty)
+            code = pump(client, stdin=0 if args.interactive else None, tty=tty,
+                        detach_keys=detach_keys(args, tty))  # fmt: skip
         finally:
             client.close()
+        if code == DETACHED:
+            return 0
         service.finish(record.id)
         return REQUEST_FAILED if code is None else code
     return status

@@ -13,6 +13,8 @@ from cove.errors import CoveError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("-f", "--force", action="store_true", help="remove all names")
+    parser.add_argument("--no-prune", action="store_true",
+                        help="accepted: cove keeps no untagged parents to prune")  # fmt: skip
 
 
 def run(args: argparse.Namespace, context: Context) -> int:

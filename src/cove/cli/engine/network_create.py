@@ -22,10 +22,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], help="KEY=VALUE metadata")
     parser.add_argument("-o", "--opt", action="append", default=[],
                         help="driver options (com.docker.network.driver.mtu=N ...)")  # fmt: skip
+    parser.add_argument("--ipam-driver", default="default", help="default (the only one)")
+    parser.add_argument("--attachable", action="store_true",
+                        help="accepted: every cove network is attachable")  # fmt: skip
+    parser.add_argument("--scope", default="local", help="local (the only one)")
+    parser.add_argument("--ipv6", action="store_true", help="not supported: IPv4 only")
+    parser.add_argument("--aux-address", action="append", default=[], help="not supported")
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.network import NetworkService
+    from cove.errors import InvalidArgument
+
+    if args.ipv6:
+        raise InvalidArgument("--ipv6: cove's networks are IPv4 only")
+    if args.aux_address:
+        raise InvalidArgument("--aux-address is not supported: give containers --ip instead, "
+                              "or narrow --ip-range")  # fmt: skip
+    if args.ipam_driver != "default":
+        raise InvalidArgument(f"IPAM driver {args.ipam_driver!r} is not supported: cove has "
+                              "only 'default'")  # fmt: skip
+    if args.scope != "local":
+        raise InvalidArgument(f"--scope {args.scope}: cove's networks are local")
 
     with NetworkService(context.root) as service:
         network = service.create(
