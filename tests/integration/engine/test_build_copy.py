@@ -3,11 +3,9 @@ modes, archives, URLs, heredocs, --from), .dockerignore, and a hostile context."
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tests.integration.engine.build_support import (
     text,
     write_context,
 )
+from tests.lib.http_server import serve_folder
 
 pytestmark = pytest.mark.root
 __all__ = ["engine"]  # the fixture
@@ -171,21 +170,8 @@ def http_server(tmp_path: Path) -> Iterator[str]:
     folder.mkdir()
     (folder / "remote.txt").write_text("from the server\n")
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(folder) as url:
+        yield url
 
 
 def test_add_downloads_urls(engine: Path, tmp_path: Path, http_server: str) -> None:

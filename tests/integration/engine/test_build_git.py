@@ -3,11 +3,9 @@ http URL (a tar or a Dockerfile), as the docker CLI takes them (cove.engine.buil
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from tests.integration.engine.build_support import (
     text,
 )
 from tests.lib.git_server import free_port, served_repo
+from tests.lib.http_server import serve_folder
 
 pytestmark = pytest.mark.root
 __all__ = ["engine"]  # the fixture
@@ -77,21 +76,8 @@ def web(tmp_path: Path) -> Iterator[str]:
             tar.addfile(info, io.BytesIO(data))
     (site / "Dockerfile").write_text("FROM bb:1\nRUN echo alone > /alone\n")
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(site), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(site) as url:
+        yield url
 
 
 def test_build_from_an_http_tar_or_dockerfile(engine: Path, web: str) -> None:
