@@ -16,11 +16,14 @@ link out of it is refused.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cove.errors import BuildError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
 
 CLONE_TIMEOUT_S = 600
 
@@ -56,6 +59,8 @@ def parse_git_url(text: str) -> GitSource | None:
 
 
 def _git(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
     environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PROTOCOL_FROM_USER": "0"}
     try:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,

@@ -56,6 +56,8 @@ class StepResources:
 
     def check(self) -> None:
         """Each value as `docker run` would take it (InvalidArgument naming the flag)."""
+        if not (self.add_hosts or self.shm_size or self.ulimits):
+            return  # (nothing to load the parsers for)
         from cove.engine.create_options import parse_bytes
         from cove.engine.network.hosts import parse_add_host
         from cove.engine.spec_resources import parse_ulimit

@@ -92,6 +92,9 @@ def _remote_context(text: str, temp: str) -> tuple[str, str | None] | None:
     """A git repository or an http(s) URL as the context, as the docker CLI takes them:
     (the context folder, the Dockerfile's text when the URL gave only that); None when
     `text` is neither."""
+    lowered = text.lower()
+    if "://" not in text and not lowered.startswith(("git@", "github.com/")):
+        return None  # a folder or "-": nothing remote to load (the common case)
     from cove.engine.build_git import clone, parse_git_url
 
     source = parse_git_url(text)
@@ -189,7 +192,6 @@ def _secrets(args: argparse.Namespace) -> BuildSecrets:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.build import BuildRequest, BuildService
-    from cove.engine.build_output import parse_output, write_output
     from cove.engine.build_secrets import StepResources
 
     _stop_on_signals()
@@ -198,7 +200,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
     resources = StepResources(tuple(args.add_host), args.shm_size, tuple(args.ulimit))
     resources.check()
     _check_platform(args.platform)
-    output = parse_output(args.output) if args.output else None
+    output = None
+    if args.output:
+        from cove.engine.build_output import parse_output
+
+        output = parse_output(args.output)
     labels = _pairs(args.label, "--label", environment=False)
     timestamp = args.timestamp
     if timestamp is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
@@ -256,6 +262,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
         for tag in args.tag:
             sys.stderr.write(f"Successfully tagged {tag}\n")
     if output is not None:
+        from cove.engine.build_output import write_output
+
         write_output(context.root, image_id, output)
     if args.iidfile:
         with open(args.iidfile, "w") as out:
