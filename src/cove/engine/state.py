@@ -191,8 +191,16 @@ class ContainerStore:
             raise InvalidArgument(f"invalid container id {container_id!r}: want 64 hex digits")
         directory = self.container_dir(container_id)
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                # The folder is gone: the container was removed meanwhile (making the folder
+                # again would leave it behind), unless its record is there (made by an
+                # older cove without one).
+                if not self.exists(container_id):
+                    raise NoSuchContainer(container_id) from None
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as err:
             raise ContainerStoreError(
                 f"cannot open lock of container {container_id[:12]} in {directory}: {err.strerror}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,9 @@ def test_racing_stop_kill_and_remove_of_one_container(eng: Path) -> None:
         assert codes["stop"] in (0, 1) and codes["stop0"] in (0, 1) and codes["kill"] in (0, 1)
         assert codes["wait"] in (0, 1)  # gone before wait looked: "no such container"
         assert all_ids(eng) == [] and cgroups_of(cid) == []
+        # a command that locked it after the rm made no folder again (it would stay behind)
+        time.sleep(0.3)  # (the monitor's exit command may still run)
+        assert not (eng / "containers" / cid).exists()
     remove_everything(eng)
 
 

@@ -33,6 +33,8 @@ def nothing_left(root: Path) -> None:
     runtime_state = root / "runtime"
     for runtime_dir in runtime_state.glob("*") if runtime_state.exists() else []:
         assert [p.name for p in runtime_dir.iterdir() if not p.name.startswith(".")] == []
+    containers = root / "containers"
+    assert not containers.exists() or [p.name for p in containers.iterdir()] == []
 
 
 def test_run_rm_gives_output_and_exit_code(engine: Path) -> None:

@@ -267,7 +267,7 @@ def test_lock_serialises_across_processes(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     root = str(tmp_path / "engine")
     store = ContainerStore(root)
-    one, two = new_id(), new_id()
+    one, two = store.add(record("one")).id, store.add(record("two")).id
     held, release = ctx.Event(), ctx.Event()
     proc = ctx.Process(target=_hold_lock, args=(root, one, held, release))
     proc.start()
@@ -328,7 +328,20 @@ def test_lock_rejects_bad_id_and_leaks_no_fd(store: ContainerStore) -> None:
         with store.lock("../../etc"):
             pass
     before = len(os.listdir("/proc/self/fd"))
-    for _ in range(20):
-        with store.lock(new_id()):
+    for index in range(20):
+        with store.lock(store.add(record(f"c{index}")).id):
             pass
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_lock_of_a_removed_container_makes_no_folder(store: ContainerStore) -> None:
+    """A command that locks a container another one just removed finds it gone, and does
+    not make its folder again (it would stay behind)."""
+    gone = new_id()
+    with pytest.raises(NoSuchContainer):
+        with store.lock(gone):
+            pass
+    assert not store.container_dir(gone).exists()
+    kept = store.add(record("kept")).id  # a record without its folder yet: the folder is made
+    with store.lock(kept):
+        assert (store.container_dir(kept) / "lock").is_file()
