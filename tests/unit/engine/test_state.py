@@ -193,17 +193,18 @@ def test_update_state(store: ContainerStore) -> None:
 
 
 def test_rename(store: ContainerStore) -> None:
-    a = store.add(record("aa"))
-    b = store.add(record("bb"))
-    assert store.rename(a.id, "/cc").name == "cc"
-    assert store.get("cc").id == a.id
+    # (names that are not hex: "aa" would also be the prefix of an id starting with aa)
+    a = store.add(record("ka"))
+    b = store.add(record("kb"))
+    assert store.rename(a.id, "/kc").name == "kc"
+    assert store.get("kc").id == a.id
     with pytest.raises(NoSuchContainer):
-        store.get("aa")
+        store.get("ka")
     with pytest.raises(NameConflict) as info:
-        store.rename(a.id, "bb")
+        store.rename(a.id, "kb")
     assert info.value.holder_id == b.id
-    assert store.rename(a.id, "cc").name == "cc"  # renaming to its own name is fine
-    store.add(record("aa"))  # the old name is free again
+    assert store.rename(a.id, "kc").name == "kc"  # renaming to its own name is fine
+    store.add(record("ka"))  # the old name is free again
 
 
 def test_remove(store: ContainerStore) -> None:
@@ -299,17 +300,19 @@ def test_lock_serialises_across_processes(tmp_path: Path) -> None:
 
 
 def test_lock_serialises_threads(store: ContainerStore) -> None:
-    cid = new_id()
+    cid = store.add(record("shared")).id
     inside = 0
     overlaps = 0
+    entered = 0
     mutex = threading.Lock()
 
     def work() -> None:
-        nonlocal inside, overlaps
+        nonlocal inside, overlaps, entered
         for _ in range(20):
             with store.lock(cid):
                 with mutex:
                     inside += 1
+                    entered += 1
                     overlaps += inside > 1
                 time.sleep(0.001)
                 with mutex:
@@ -320,16 +323,20 @@ def test_lock_serialises_threads(store: ContainerStore) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert overlaps == 0
+    assert overlaps == 0 and entered == 80  # every thread went through all its rounds
 
 
 def test_lock_rejects_bad_id_and_leaks_no_fd(store: ContainerStore) -> None:
     with pytest.raises(InvalidArgument):
         with store.lock("../../etc"):
             pass
+    import gc
+
+    ids = [store.add(record(f"c{index}")).id for index in range(20)]  # (the database opened)
+    gc.collect()  # (what earlier tests left to collect closes its files now, not below)
     before = len(os.listdir("/proc/self/fd"))
-    for index in range(20):
-        with store.lock(store.add(record(f"c{index}")).id):
+    for cid in ids:
+        with store.lock(cid):
             pass
     assert len(os.listdir("/proc/self/fd")) == before
 
