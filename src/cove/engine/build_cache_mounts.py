@@ -146,17 +146,26 @@ def _entries(root: str) -> list[tuple[str, str]]:
         return []
 
 
-def _in_use(folder: str) -> bool:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
+def _held_alone(folder: str) -> int | None:
+    """An fd holding `folder`'s exclusive lock, or None when a step holds the folder
+    (FileNotFoundError when it is gone)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
-    finally:
         os.close(fd)
+        return None
+    return fd
+
+
+def _in_use(folder: str) -> bool:
+    try:
+        fd = _held_alone(folder)
+    except FileNotFoundError:
+        return False
+    if fd is None:
+        return True
+    os.close(fd)
     return False
 
 
@@ -188,15 +197,14 @@ def remove_cache_mount(root: str, name: str) -> bool:
     base = mounts_dir(root)
     folder = os.path.join(base, name)
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = _held_alone(folder)
     except FileNotFoundError:
         return False
+    if fd is None:
+        return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         doomed = os.path.join(base, f".{name}.{os.urandom(4).hex()}.pruning")
         os.rename(folder, doomed)  # a step that locks it next sees it moved
-    except BlockingIOError:
-        return False
     finally:
         os.close(fd)
     with contextlib.suppress(FileNotFoundError):

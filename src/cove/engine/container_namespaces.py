@@ -118,9 +118,11 @@ def unmount_shm(folder: Path) -> None:
 
 def leftover_shm_mounts(store: ContainerStore, live: set[str]) -> list[Path]:
     """Shareable /dev/shm mounts of containers that are not running (a crash left them)."""
+    from cove.engine.volume_data import mounts_under
+
     base = store.container_dir("x").parent
     found = []
-    for point in _mount_points():
+    for point in mounts_under(str(base)):
         path = Path(point)
         if path.name == SHM_DIR and path.parent.parent == base and path.parent.name not in live:
             found.append(path)
@@ -148,18 +150,7 @@ def _rewrite(spec_path: Path, paths: Mapping[str, str]) -> None:
     os.replace(tmp, spec_path)
 
 
-def _mount_points() -> list[str]:
-    points = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as info:
-            for line in info:
-                fields = line.split()
-                if len(fields) > 4:
-                    points.append(fields[4].replace("\\040", " "))
-    except OSError:
-        return []
-    return points
-
-
 def _is_mount_point(folder: Path) -> bool:
-    return str(folder) in _mount_points()
+    from cove.engine.volume_data import mounts_under
+
+    return str(folder) in mounts_under(str(folder))

@@ -9,7 +9,6 @@ by the next command that looks.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Mapping, Sequence
 
 from cove.engine import container_autorestart as autorestart
@@ -403,16 +402,6 @@ class ContainerService:
         if volumes:
             volume_service(self.store).remove_anonymous(current)
         return record.id
-
-    def prune(self) -> builtins.list[str]:
-        removed: builtins.list[str] = []
-        for record in self.list(all_containers=True):
-            if record.status in ("exited", "created", "dead"):
-                try:
-                    removed.append(self.remove(record.id))
-                except (InvalidState, NoSuchContainer):
-                    continue
-        return removed
 
     def cleanup(self, container_id: str, restart_at: int | None = None) -> None:
         """The monitor's exit command; with `restart_at`, the waiter of a restart (see

@@ -31,13 +31,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if wanted:
         raise UsageError(f"invalid filter {sorted(wanted)[0]!r}: builder prune takes until=TIME")
     keep = parse_bytes(args.keep_storage, "--keep-storage")
-    if not args.force and sys.stdin.isatty():
-        what = "all build cache" if args.all else "the build cache no build uses"
-        sys.stdout.write(f"WARNING! This will remove {what}.\n"
-                         "Are you sure you want to continue? [y/N] ")  # fmt: skip
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    what = "all build cache" if args.all else "the build cache no build uses"
+    if not prune_filters.confirmed(args.force, f"WARNING! This will remove {what}."):
+        return 0
     pruned = prune_build_cache(context.root, all_cache=args.all, until=until, keep_storage=keep)
     if pruned.deleted:
         sys.stdout.write("Deleted build cache objects:\n")

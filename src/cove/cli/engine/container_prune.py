@@ -22,12 +22,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
     wanted, until = prune_filters.parse(args.filter)
     check_prune_filters(wanted)
-    if not args.force and sys.stdin.isatty():
-        sys.stdout.write("WARNING! This will remove all stopped containers.\n"
-                         "Are you sure you want to continue? [y/N] ")  # fmt: skip
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not prune_filters.confirmed(args.force, "WARNING! This will remove all stopped containers."):
+        return 0
     removed, reclaimed = prune_containers(context.root, wanted, until)
     if removed:
         sys.stdout.write("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) + "\n")

@@ -17,13 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    if not args.force and sys.stdin.isatty():
-        what = "all images without at least one container" if args.all else "dangling images"
-        sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
     from cove.cli.engine import prune_filters
+
+    what = "all images without at least one container" if args.all else "dangling images"
+    if not prune_filters.confirmed(args.force, f"WARNING! This will remove {what}.",
+                                   "Are you sure?"):  # fmt: skip
+        return 0
     from cove.engine.image_filters import prune
 
     wanted, until = prune_filters.parse(args.filter)

@@ -21,12 +21,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
     wanted, until = prune_filters.parse(args.filter)
 
-    if not args.force and sys.stdin.isatty():
-        sys.stdout.write("WARNING! This will remove all custom networks not used by at least "
-                         "one container.\nAre you sure you want to continue? [y/N] ")  # fmt: skip
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not prune_filters.confirmed(args.force, "WARNING! This will remove all custom networks "
+                                   "not used by at least one container."):  # fmt: skip
+        return 0
     with NetworkService(context.root) as service:
         removed = prune_networks(service, wanted, until)
     if removed:

@@ -77,21 +77,18 @@ def _since(moment: float) -> str:
 
 
 def _prune(args: argparse.Namespace, context: Context) -> int:
+    from cove.cli.engine import prune_filters
     from cove.engine.system_df import prune
 
-    if not args.force and sys.stdin.isatty():
-        what = ["all stopped containers", "all networks not used by at least one container"]
-        if args.volumes:
-            what.append("all anonymous volumes not used by at least one container")
-        what.append("all images without at least one container associated to them"
-                    if args.all else "all dangling images")  # fmt: skip
-        what.append("all build cache" if args.all else "unused build cache")
-        sys.stdout.write("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what))
-        sys.stdout.write("\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
-    from cove.cli.engine import prune_filters
+    what = ["all stopped containers", "all networks not used by at least one container"]
+    if args.volumes:
+        what.append("all anonymous volumes not used by at least one container")
+    what.append("all images without at least one container associated to them"
+                if args.all else "all dangling images")  # fmt: skip
+    what.append("all build cache" if args.all else "unused build cache")
+    warning = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
+    if not prune_filters.confirmed(args.force, warning):
+        return 0
 
     wanted, until = prune_filters.parse(args.filter)
     report = prune(context.root, all_images=args.all, volumes=args.volumes, filters=wanted,

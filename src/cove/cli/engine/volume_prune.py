@@ -22,13 +22,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     from cove.engine.volumes import VolumeService
 
     wanted = filters(args.filter)
-    if not args.force and sys.stdin.isatty():
-        what = "all local volumes" if args.all else "anonymous local volumes"
-        sys.stdout.write(f"WARNING! This will remove {what} not used by at least one container."
-                         "\nAre you sure you want to continue? [y/N] ")  # fmt: skip
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    from cove.cli.engine.prune_filters import confirmed
+
+    what = "all local volumes" if args.all else "anonymous local volumes"
+    if not confirmed(args.force, f"WARNING! This will remove {what} not used by at least one "
+                     "container."):  # fmt: skip
+        return 0
     removed, reclaimed = VolumeService(context.root).prune(args.all, wanted)
     if removed:
         sys.stdout.write("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed) + "\n")
